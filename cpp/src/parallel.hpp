@@ -1,0 +1,37 @@
+// Thread-count resolution and the fixed row partition behind deterministic reductions.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace psnmf::detail {
+
+inline int resolve_threads(int n_threads) {
+#ifdef _OPENMP
+  return n_threads > 0 ? n_threads : omp_get_max_threads();
+#else
+  (void)n_threads;
+  return 1;
+#endif
+}
+
+/// Rows split into a fixed number of contiguous chunks that does not depend on
+/// the thread count. Per-chunk partial sums reduced in chunk order make every
+/// result bitwise identical whatever the number of threads.
+struct RowPartition {
+  static constexpr std::int64_t kMaxChunks = 32;
+  std::int64_t n_rows = 0;
+  std::int64_t n_chunks = 0;
+
+  explicit RowPartition(std::int64_t rows)
+      : n_rows(rows), n_chunks(std::min<std::int64_t>(rows, kMaxChunks)) {}
+
+  std::int64_t begin(std::int64_t chunk) const { return chunk * n_rows / n_chunks; }
+  std::int64_t end(std::int64_t chunk) const { return (chunk + 1) * n_rows / n_chunks; }
+};
+
+} // namespace psnmf::detail

@@ -1,0 +1,113 @@
+// The multiplicative-update driver: iteration loop, loss bookkeeping, stopping rules.
+#include "psnmf/poisson_nmf.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "factor_state.hpp"
+#include "mu_kernels.hpp"
+#include "row_access.hpp"
+
+namespace psnmf {
+namespace {
+
+using detail::dot;
+
+template <int K, class Rows>
+NmfResult run_updates(const Rows& rows, FactorsView f, const NmfOptions& options) {
+  const std::int64_t k = f.n_components;
+  const std::int64_t n_cols = rows.n_cols();
+  const int n_threads = detail::resolve_threads(options.n_threads);
+
+  std::vector<double> spectra_t = detail::transpose_spectra(f.spectra, k, n_cols);
+  std::vector<double> maps_colsum = detail::maps_column_sums(f.maps, rows.n_rows(), k);
+  std::vector<double> spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+  const double sum_x = detail::total_counts(rows, n_threads);
+  std::vector<double> denominator(static_cast<std::size_t>(k));
+  std::vector<double> scratch;
+
+  NmfResult result;
+  const bool any_update = options.update_maps || options.update_spectra;
+  for (int it = 1; any_update && it <= options.max_iter; ++it) {
+    double loss = 0.0;
+    if (options.update_maps) {
+      for (std::int64_t q = 0; q < k; ++q)
+        denominator[q] = spectra_rowsum[q] == 0.0 ? kModelFloor : spectra_rowsum[q];
+      const double sum_lambda = dot(maps_colsum, spectra_rowsum);
+      const double log_term =
+          detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
+                                      int(k), true, maps_colsum.data(), n_threads);
+      loss = log_term - sum_x + sum_lambda;
+    }
+    if (options.update_spectra) {
+      // An all-zero map leaves its spectrum untouched instead of dividing by 0.
+      for (std::int64_t q = 0; q < k; ++q)
+        denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
+      const double sum_lambda = dot(maps_colsum, spectra_rowsum);
+      const bool with_loss = !options.update_maps;
+      const double log_term =
+          detail::update_spectra_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
+                                         int(k), with_loss, scratch, n_threads);
+      if (with_loss) loss = log_term - sum_x + sum_lambda;
+      spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+    }
+    result.loss_history.push_back(loss);
+    result.n_iter = it;
+
+    if (options.callback && !options.callback(IterationReport{it, loss})) {
+      result.stopped_by_callback = true;
+      break;
+    }
+    const auto& h = result.loss_history;
+    if (options.tol > 0.0 && h.size() >= 2) {
+      const double previous = h[h.size() - 2];
+      if (previous - h.back() <= options.tol * std::abs(previous)) {
+        result.converged = true;
+        break;
+      }
+    }
+  }
+  const double log_term =
+      detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads);
+  result.loss_history.push_back(log_term - sum_x + dot(maps_colsum, spectra_rowsum));
+  detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
+  return result;
+}
+
+template <class Rows>
+NmfResult fit(const Rows& rows, FactorsView f, const NmfOptions& options) {
+  if (options.max_iter < 0)
+    throw std::invalid_argument("max_iter must be >= 0, got " + std::to_string(options.max_iter));
+  if (!(options.tol >= 0.0) || !std::isfinite(options.tol))
+    throw std::invalid_argument("tol must be finite and >= 0");
+  detail::check_factors(ConstFactorsView{f.n_components, f.maps, f.spectra}, rows.n_rows(),
+                        rows.n_cols());
+  return detail::dispatch_rank(f.n_components, [&](auto rank) {
+    return run_updates<decltype(rank)::value>(rows, f, options);
+  });
+}
+
+} // namespace
+
+template <class Value>
+NmfResult fit_poisson_nmf(const CsrView<Value>& counts, FactorsView factors,
+                          const NmfOptions& options) {
+  detail::validate(counts);
+  return fit(detail::CsrRows<Value>{counts}, factors, options);
+}
+
+template <class Value>
+NmfResult fit_poisson_nmf(const DenseView<Value>& counts, FactorsView factors,
+                          const NmfOptions& options) {
+  detail::validate(counts);
+  return fit(detail::DenseRows<Value>{counts}, factors, options);
+}
+
+template NmfResult fit_poisson_nmf(const CsrView<float>&, FactorsView, const NmfOptions&);
+template NmfResult fit_poisson_nmf(const CsrView<double>&, FactorsView, const NmfOptions&);
+template NmfResult fit_poisson_nmf(const DenseView<float>&, FactorsView, const NmfOptions&);
+template NmfResult fit_poisson_nmf(const DenseView<double>&, FactorsView, const NmfOptions&);
+
+} // namespace psnmf

@@ -1,0 +1,319 @@
+"""PoissonNMF: a scikit-learn estimator for Poisson (KL) NMF on the compiled core."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
+
+from . import _core
+from ._counts import Counts, resolve_threads, to_counts
+from ._init import maps_for_fixed_spectra, nndsvda, random_init
+
+_INITS = ("nndsvda", "random", "custom")
+_SOLVERS = ("mu",)
+_FITTED = ("components_", "n_iter_", "reconstruction_err_", "loss_history_", "n_components_")
+
+
+def run_updates(
+    counts: Counts,
+    maps: np.ndarray,
+    spectra: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    update_maps: bool = True,
+    update_spectra: bool = True,
+    n_threads: int = 0,
+    callback=None,
+) -> dict:
+    """Run multiplicative KL updates on float64 C-contiguous factors, in place.
+
+    Returns the core's report: ``n_iter``, ``converged``, ``loss_history``
+    (n_iter + 1 values: the initial loss, then after each iteration).
+    """
+    return _core.fit_poisson_nmf(
+        counts.core,
+        counts.shape[1],
+        maps,
+        spectra,
+        max_iter=max_iter,
+        tol=tol,
+        update_maps=update_maps,
+        update_spectra=update_spectra,
+        n_threads=n_threads,
+        callback=callback,
+    )
+
+
+def kl_divergence(counts: Counts, maps: np.ndarray, spectra: np.ndarray, n_threads: int = 0):
+    """Generalised KL divergence D(X || maps @ spectra), at the nonzeros of X only."""
+    maps = np.ascontiguousarray(maps, dtype=np.float64)
+    spectra = np.ascontiguousarray(spectra, dtype=np.float64)
+    return _core.kl_divergence(counts.core, counts.shape[1], maps, spectra, n_threads=n_threads)
+
+
+class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Non-negative matrix factorisation under Poisson noise.
+
+    Finds non-negative ``W`` (maps, n_pixels x k, in counts) and ``H`` (spectra,
+    k x n_channels) minimising the generalised Kullback-Leibler divergence, the
+    Poisson negative log-likelihood up to a constant:
+
+    .. math:: D(X \| WH) = \sum_{ij} x_{ij} \log\frac{x_{ij}}{\lambda_{ij}}
+              - x_{ij} + \lambda_{ij}, \qquad \lambda = WH.
+
+    Each iteration applies the Lee-Seung multiplicative updates, maps first:
+
+    .. math:: W \leftarrow W \odot \frac{(X / \lambda) H^T}{\mathbf 1 H^T}, \qquad
+              H \leftarrow H \odot \frac{W^T (X / \lambda)}{W^T \mathbf 1},
+
+    evaluated by the C++ core only where ``x > 0`` (``lambda`` is floored at
+    float32 epsilon there, and zero denominators are guarded as in
+    scikit-learn's ``NMF(solver="mu", beta_loss="kullback-leibler")``, whose
+    iterates these are).
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of components (phases), ``1 <= k <= min(n_pixels, n_channels)``.
+    init : {"nndsvda", "random", "custom"}, default="nndsvda"
+        Initialisation. "custom" takes ``W`` and ``H`` passed to ``fit_transform``.
+    solver : {"mu"}, default="mu"
+        Multiplicative updates.
+    max_iter : int, default=200
+        Maximum number of iterations.
+    tol : float, default=1e-4
+        Stop when the loss decreases by less than ``tol`` times itself over one
+        iteration. ``tol=0`` runs ``max_iter`` iterations.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the randomized SVD of "nndsvda" and the "random" init.
+    n_threads : int or None, default=None
+        Threads of the core; None uses the OpenMP default (OMP_NUM_THREADS,
+        threadpoolctl limits). Results are bitwise identical for any value.
+    verbose : bool or int, default=False
+        Print the loss every 10 iterations.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Spectra ``H``.
+    n_components_ : int
+    n_iter_ : int
+        Iterations run.
+    reconstruction_err_ : float
+        Generalised KL divergence of the final factors (not scikit-learn's
+        ``sqrt(2 D)``).
+    loss_history_ : ndarray of shape (n_iter_ + 1,)
+        Loss of the initial factors, then after each iteration; non-increasing.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when X has feature names.
+
+    Notes
+    -----
+    X may be dense of any non-negative real dtype, or scipy.sparse. It is
+    converted once into the core's working format (CSR when mostly zero) and is
+    never densified. libgomp is not fork-safe: with multiprocessing, use the
+    "spawn" or "forkserver" start method.
+    """
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        init="nndsvda",
+        solver="mu",
+        max_iter=200,
+        tol=1e-4,
+        random_state=None,
+        n_threads=None,
+        verbose=False,
+    ):
+        self.n_components = n_components
+        self.init = init
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        return tags
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    # -- validation -------------------------------------------------------------------------
+
+    def _check_params(self, n_pixels: int, n_channels: int) -> int:
+        k = self.n_components
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"n_components must be an int, got {k!r}")
+        if k < 1:
+            raise ValueError(f"n_components must be >= 1, got {k}")
+        if k > min(n_pixels, n_channels):
+            raise ValueError(
+                f"n_components={k} must be <= min(n_pixels, n_channels) = "
+                f"{min(n_pixels, n_channels)} (n_samples={n_pixels}, n_features={n_channels})"
+            )
+        if self.init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral):
+            raise TypeError(f"max_iter must be an int, got {self.max_iter!r}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
+        if not isinstance(self.tol, numbers.Real) or not np.isfinite(self.tol) or self.tol < 0:
+            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+        return int(k)
+
+    def _validate_X(self, X, reset: bool):
+        X = validate_data(
+            self, X, accept_sparse=True, dtype="numeric", reset=reset, accept_large_sparse=True
+        )
+        check_non_negative(X, f"{type(self).__name__} (input X)")
+        return X
+
+    @staticmethod
+    def _check_custom(name, array, shape):
+        if array is None:
+            raise ValueError(f"init='custom' needs {name} of shape {shape}")
+        array = np.array(array, dtype=np.float64, order="C")  # a copy: updated in place
+        if array.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        if not np.all(np.isfinite(array)) or np.any(array < 0):
+            raise ValueError(f"{name} must be finite and non-negative")
+        return array
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    def _progress(self):
+        if not self.verbose:
+            return None
+
+        def report(iteration, loss):
+            if iteration % 10 == 0:
+                print(f"PoissonNMF iteration {iteration:4d}  loss {loss:.6e}")
+            return True
+
+        return report
+
+    def fit_transform(self, X, y=None, W=None, H=None):
+        """Fit the model and return the maps.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_pixels, n_channels)
+            Non-negative counts.
+        y : Ignored
+        W : array-like of shape (n_pixels, n_components), optional
+            Initial maps, with ``init="custom"``.
+        H : array-like of shape (n_components, n_channels), optional
+            Initial spectra, with ``init="custom"``.
+
+        Returns
+        -------
+        W : ndarray of shape (n_pixels, n_components)
+            Maps (abundances, in counts per pixel when H rows sum to 1).
+        """
+        for name in _FITTED:  # an interrupted fit must not leave a previous fit behind
+            self.__dict__.pop(name, None)
+        X = self._validate_X(X, reset=True)
+        k = self._check_params(*X.shape)
+        n_threads = resolve_threads(self.n_threads)
+        counts = to_counts(X, n_threads=n_threads)
+        if self.init == "custom":
+            maps = self._check_custom("W", W, (X.shape[0], k))
+            spectra = self._check_custom("H", H, (k, X.shape[1]))
+        elif self.init == "random":
+            maps, spectra = random_init(counts, k, rng=self.random_state)
+        else:
+            maps, spectra = nndsvda(counts, k, rng=self.random_state)
+        report = run_updates(
+            counts,
+            maps,
+            spectra,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_threads=n_threads,
+            callback=self._progress(),
+        )
+        self._warn_if_not_converged(report)
+        self.components_ = spectra
+        self.n_components_ = k
+        self.n_iter_ = int(report["n_iter"])
+        self.loss_history_ = report["loss_history"]
+        self.reconstruction_err_ = float(report["loss_history"][-1])
+        return maps
+
+    def _warn_if_not_converged(self, report):
+        if self.tol > 0 and not report["converged"]:
+            warnings.warn(
+                f"PoissonNMF: maximum number of iterations {self.max_iter} reached before "
+                f"the relative loss decrease fell below tol={self.tol}.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def fit(self, X, y=None, **params):
+        """Fit the model to X; see :meth:`fit_transform`. Returns self."""
+        self.fit_transform(X, **params)
+        return self
+
+    def transform(self, X):
+        """Maps of X for the fitted spectra (held fixed).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_pixels, n_channels)
+
+        Returns
+        -------
+        W : ndarray of shape (n_pixels, n_components)
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        n_threads = resolve_threads(self.n_threads)
+        counts = to_counts(X, n_threads=n_threads)
+        spectra = np.array(self.components_, dtype=np.float64, order="C")
+        maps = maps_for_fixed_spectra(counts, spectra)
+        run_updates(
+            counts,
+            maps,
+            spectra,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            update_spectra=False,
+            n_threads=n_threads,
+        )
+        return maps
+
+    def inverse_transform(self, X):
+        """Model counts ``W @ components_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_components)
+            Maps.
+
+        Returns
+        -------
+        ndarray of shape (n_pixels, n_features)
+        """
+        check_is_fitted(self)
+        W = np.asarray(X, dtype=np.float64)
+        if W.ndim != 2 or W.shape[1] != self.components_.shape[0]:
+            raise ValueError(
+                f"X must have shape (n_pixels, {self.components_.shape[0]}), got {W.shape}"
+            )
+        return W @ self.components_
