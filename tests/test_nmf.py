@@ -1,0 +1,231 @@
+"""PoissonNMF against a plain-numpy reference, scikit-learn, and known truth."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from reference import generalized_kl, low_rank_poisson, mu_kl, spectral_angles_deg
+from sklearn.decomposition import NMF
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import check_estimator
+
+from psnmf import PoissonNMF
+from psnmf._counts import to_counts
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """Low-dose counts (about 60 % zeros) with a custom initialisation."""
+    rng = np.random.default_rng(7)
+    X, _, _ = low_rank_poisson(240, 96, 3, counts_per_pixel=60, seed=3)
+    W0 = rng.uniform(0.1, 2.0, (X.shape[0], 3))
+    H0 = rng.uniform(0.1, 2.0, (3, X.shape[1]))
+    return X, W0, H0
+
+
+def as_input(X, kind):
+    return {
+        "float64": X.astype(np.float64),
+        "uint16": X.astype(np.uint16),
+        "float32": X.astype(np.float32),
+        "csr": sp.csr_matrix(X.astype(np.float64)),
+        "csr_int": sp.csr_matrix(X.astype(np.int64)),
+        "csc": sp.csc_matrix(X.astype(np.float32)),
+    }[kind]
+
+
+def fit_custom(X, W0, H0, n_iter, n_threads=1, k=3):
+    model = PoissonNMF(k, init="custom", max_iter=n_iter, tol=0, n_threads=n_threads)
+    W = model.fit_transform(X, W=W0, H=H0)
+    return model, W
+
+
+@pytest.mark.parametrize("kind", ["float64", "uint16", "float32", "csr", "csr_int", "csc"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_iterates_equal_numpy_reference(problem, kind, n_threads):
+    X, W0, H0 = problem
+    model, W = fit_custom(as_input(X, kind), W0, H0, 30, n_threads)
+    W_ref, H_ref = mu_kl(X, W0, H0, 30)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-10, atol=1e-12 * W_ref.max())
+    np.testing.assert_allclose(model.components_, H_ref, rtol=1e-10, atol=1e-12 * H_ref.max())
+    assert model.n_iter_ == 30
+
+
+def test_iterates_equal_reference_with_zero_rows_and_columns(problem):
+    X, W0, H0 = problem
+    X = X.copy()
+    X[5] = 0  # a vacuum pixel
+    X[:, 10] = 0  # a dead channel
+    model, W = fit_custom(sp.csr_matrix(X), W0, H0, 30)
+    W_ref, H_ref = mu_kl(X, W0, H0, 30)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-10, atol=1e-12 * W_ref.max())
+    np.testing.assert_allclose(model.components_, H_ref, rtol=1e-10, atol=1e-12 * H_ref.max())
+    assert np.all(np.isfinite(W)) and np.all(np.isfinite(model.components_))
+
+
+@pytest.mark.parametrize("k", [1, 9])
+def test_iterates_equal_reference_for_rank_outside_specialisations(k):
+    X, _, _ = low_rank_poisson(150, 40, 3, counts_per_pixel=80, seed=11)
+    rng = np.random.default_rng(k)
+    W0, H0 = rng.uniform(0.1, 1, (150, k)), rng.uniform(0.1, 1, (k, 40))
+    model, W = fit_custom(X, W0, H0, 20, k=k)
+    W_ref, H_ref = mu_kl(X, W0, H0, 20)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-10, atol=1e-12 * W_ref.max())
+    np.testing.assert_allclose(model.components_, H_ref, rtol=1e-10, atol=1e-12 * H_ref.max())
+
+
+@pytest.mark.parametrize("kind", ["float64", "csr"])
+def test_matches_scikit_learn_mu_kl(problem, kind):
+    X, W0, H0 = problem
+    model, W = fit_custom(as_input(X, kind), W0, H0, 50)
+    sk = NMF(3, solver="mu", beta_loss="kullback-leibler", init="custom", max_iter=50, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        W_sk = sk.fit_transform(as_input(X, kind), W=W0.copy(), H=H0.copy())
+    np.testing.assert_allclose(model.components_, sk.components_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(W, W_sk, rtol=1e-6, atol=1e-9)
+    # scikit-learn reports sqrt(2 D); we report D.
+    assert model.reconstruction_err_ == pytest.approx(sk.reconstruction_err_**2 / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["float64", "uint16", "csr"])
+def test_reconstruction_err_is_generalized_kl(problem, kind):
+    X, W0, H0 = problem
+    model, W = fit_custom(as_input(X, kind), W0, H0, 25)
+    expected = generalized_kl(X, W, model.components_)
+    assert model.reconstruction_err_ == pytest.approx(expected, rel=1e-10)
+    assert model.loss_history_[-1] == model.reconstruction_err_
+
+
+def test_loss_history_starts_at_init_and_never_increases(problem):
+    X, W0, H0 = problem
+    model, _ = fit_custom(X, W0, H0, 200)
+    history = model.loss_history_
+    assert history.shape == (model.n_iter_ + 1,)
+    assert history[0] == pytest.approx(generalized_kl(X, W0, H0), rel=1e-10)
+    # Rounding of the last bits only, never a real increase.
+    assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
+    assert history[-1] < 0.5 * history[0]
+
+
+def test_threads_and_formats_give_bitwise_identical_results(problem):
+    X, W0, H0 = problem
+    results = [
+        fit_custom(as_input(X, kind), W0, H0, 40, n_threads)
+        for kind in ("float64", "csr")
+        for n_threads in (1, 2, 3)
+    ]
+    model0, W_first = results[0]
+    for model, W in results[1:]:
+        assert np.array_equal(W, W_first)
+        assert np.array_equal(model.components_, model0.components_)
+        assert np.array_equal(model.loss_history_, model0.loss_history_)
+
+
+def test_tol_stops_early_and_is_monotone():
+    X, _, _ = low_rank_poisson(300, 64, 2, counts_per_pixel=200, seed=5)
+    model = PoissonNMF(2, tol=1e-3, max_iter=1000, random_state=0).fit(X)
+    assert 2 <= model.n_iter_ < 1000
+    h = model.loss_history_
+    assert (h[-3] - h[-2]) <= 1e-3 * h[-3]  # the stopping rule held on the last iteration
+
+
+@pytest.mark.parametrize("init", ["nndsvda", "random"])
+def test_recovers_known_spectra_at_high_counts(init):
+    X, maps, spectra = low_rank_poisson(2000, 160, 3, counts_per_pixel=5000, seed=1)
+    model = PoissonNMF(3, init=init, max_iter=3000, tol=1e-9, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(sp.csr_matrix(X))
+    angles = spectral_angles_deg(spectra, model.components_)
+    assert angles.max() < 2.0, angles
+
+
+def test_transform_holds_spectra_and_matches_fit(problem):
+    X, _, _ = problem
+    model = PoissonNMF(3, max_iter=500, tol=1e-10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        W_fit = model.fit_transform(X)
+    H = model.components_.copy()
+    model.set_params(max_iter=3000, tol=1e-12)
+    W = model.transform(X)
+    assert np.array_equal(model.components_, H)
+    # Maps for fixed spectra solve a convex problem: the fit's maps are its optimum.
+    np.testing.assert_allclose(W.sum(), W_fit.sum(), rtol=1e-6)
+    np.testing.assert_allclose(W, W_fit, rtol=0, atol=2e-2 * W_fit.max())
+
+
+def test_transform_keeps_pixel_totals(problem):
+    """After a maps update with fixed spectra, each pixel's model total is its count total."""
+    X, _, _ = problem
+    model = PoissonNMF(3, random_state=0, max_iter=50).fit(X)
+    W = model.transform(X)
+    np.testing.assert_allclose(W @ model.components_.sum(axis=1), X.sum(axis=1), rtol=1e-9)
+
+
+def test_inverse_transform(problem):
+    X, _, _ = problem
+    model = PoissonNMF(3, random_state=0, max_iter=30, tol=0).fit(X)
+    W = model.transform(X)
+    np.testing.assert_allclose(model.inverse_transform(W), W @ model.components_)
+    with pytest.raises(ValueError, match="shape"):
+        model.inverse_transform(W[:, :2])
+
+
+def test_working_format_does_not_copy_float_or_csr_input():
+    X, _, _ = low_rank_poisson(100, 30, 2, counts_per_pixel=500, seed=2)
+    dense = np.ascontiguousarray(X, dtype=np.float32)
+    assert np.count_nonzero(dense) > 0.5 * dense.size
+    assert to_counts(dense).dense is dense
+    csr = sp.csr_matrix(X.astype(np.float32))
+    counts = to_counts(csr)
+    assert np.shares_memory(counts.values, csr.data)
+    assert np.shares_memory(counts.indices, csr.indices)
+
+
+def test_sparse_dense_input_converts_to_csr():
+    X, _, _ = low_rank_poisson(100, 300, 2, counts_per_pixel=20, seed=2)
+    counts = to_counts(X.astype(np.uint16))
+    assert counts.is_sparse
+    reference = sp.csr_matrix(X)
+    assert np.array_equal(counts.indptr, reference.indptr)
+    assert np.array_equal(counts.indices, reference.indices)
+    assert np.array_equal(counts.values, reference.data)
+
+
+@pytest.mark.parametrize(
+    ("X", "params", "error", "match"),
+    [
+        (-np.ones((5, 4)), {}, ValueError, "Negative values"),
+        (np.full((5, 4), np.nan), {}, ValueError, "NaN"),
+        (np.ones((5, 4)), {"n_components": 5}, ValueError, "n_components=5"),
+        (np.ones((5, 4)), {"n_components": 0}, ValueError, "n_components must be >= 1"),
+        (np.ones((5, 4)), {"init": "svd"}, ValueError, "init must be one of"),
+        (np.ones((5, 4)), {"solver": "cd"}, ValueError, "solver must be one of"),
+        (np.ones((5, 4)), {"tol": -1.0}, ValueError, "tol must be"),
+        (np.ones((5, 4)), {"n_threads": 0}, ValueError, "n_threads must be >= 1"),
+        (np.ones((5, 4)), {"init": "custom"}, ValueError, "needs W"),
+    ],
+)
+def test_bad_input_raises_clear_errors(X, params, error, match):
+    with pytest.raises(error, match=match):
+        PoissonNMF(**{"n_components": 2, **params}).fit(X)
+
+
+def test_custom_init_shapes_are_checked():
+    X = np.ones((6, 4))
+    with pytest.raises(ValueError, match="H must have shape"):
+        PoissonNMF(2, init="custom").fit(X, W=np.ones((6, 2)), H=np.ones((3, 4)))
+    with pytest.raises(ValueError, match="non-negative"):
+        PoissonNMF(2, init="custom").fit(X, W=-np.ones((6, 2)), H=np.ones((2, 4)))
+
+
+def test_passes_scikit_learn_estimator_checks():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = check_estimator(PoissonNMF(), on_fail=None)
+    failed = [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
+    assert not failed
+    assert len(results) > 30
