@@ -82,8 +82,13 @@ def test_layouts_and_byte_orders_give_the_same_result():
 
 @pytest.mark.parametrize(
     ("factor", "error", "match"),
-    [(0, ValueError, ">= 1"), ((2, -1), ValueError, ">= 1"), (2.5, TypeError, "integers"),
-     (10, ValueError, "larger than the image"), ((1, 2, 3), ValueError, "pair")],
+    [
+        (0, ValueError, ">= 1"),
+        ((2, -1), ValueError, ">= 1"),
+        (2.5, TypeError, "integers"),
+        (10, ValueError, "larger than the image"),
+        ((1, 2, 3), ValueError, "pair"),
+    ],
 )
 def test_bad_factors(factor, error, match):
     with pytest.raises(error, match=match):

@@ -5,13 +5,14 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from reference import generalized_kl, low_rank_poisson, mu_kl, spectral_angles_deg
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import check_estimator
 
 from psnmf import PoissonNMF
 from psnmf._counts import to_counts
+
+from reference import generalized_kl, low_rank_poisson, mu_kl, spectral_angles_deg
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,11 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from reference import spectral_angles_deg
 from sklearn.exceptions import ConvergenceWarning
 
 from psnmf import PSNMF, bin_spatial
+
+from reference import spectral_angles_deg
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,9 @@ def test_full_resolution_maps_keep_each_pixels_counts(low_dose_cube):
     model = fit(cube, bin_factor=2)
     # With spectra summing to 1, a maps update makes each pixel's model total its count total.
     np.testing.assert_allclose(model.maps_.sum(axis=0), cube.sum(axis=2), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(model.reconstruct(np.float64).sum(axis=2), cube.sum(axis=2),
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        model.reconstruct(np.float64).sum(axis=2), cube.sum(axis=2), rtol=1e-9, atol=1e-9
+    )
 
 
 def test_stage_one_runs_on_the_binned_cube(low_dose_cube):

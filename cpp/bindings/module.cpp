@@ -10,8 +10,9 @@ PYBIND11_MODULE(_core, m) {
 #else
   m.attr("openmp") = false;
 #endif
-  m.def("max_threads", [] { return psnmf::detail::resolve_threads(0); },
-        "Threads used when n_threads is not given (OpenMP default, honours OMP_NUM_THREADS).");
+  m.def(
+      "max_threads", [] { return psnmf::detail::resolve_threads(0); },
+      "Threads used when n_threads is not given (OpenMP default, honours OMP_NUM_THREADS).");
   psnmf::bindings::bind_binning(m);
   psnmf::bindings::bind_convert(m);
   psnmf::bindings::bind_nmf(m);

@@ -14,45 +14,50 @@ using Factors = py::array_t<double, py::array::c_style>;
 /// a tuple (indptr int64, indices int32, values float32|float64) with n_cols,
 /// or a C-contiguous 2-D float32|float64 array. No copy is made.
 template <class F>
-decltype(auto) with_counts(const py::object& counts, std::int64_t n_cols, F&& f) {
+decltype(auto) with_counts(const py::object &counts, std::int64_t n_cols, F &&f) {
   if (py::isinstance<py::tuple>(counts)) {
     const auto parts = counts.cast<py::tuple>();
-    if (parts.size() != 3) throw py::value_error("counts: CSR tuple must be (indptr, indices, values)");
+    if (parts.size() != 3)
+      throw py::value_error("counts: CSR tuple must be (indptr, indices, values)");
     const auto indptr = parts[0].cast<py::array_t<std::int64_t, py::array::c_style>>();
     const auto indices = parts[1].cast<py::array_t<std::int32_t, py::array::c_style>>();
     const auto values = parts[2].cast<py::array>();
-    if (indptr.ndim() != 1 || indptr.size() < 2) throw py::value_error("counts: bad CSR indptr");
+    if (indptr.ndim() != 1 || indptr.size() < 2)
+      throw py::value_error("counts: bad CSR indptr");
     if (indices.size() != values.size() || indptr.at(indptr.size() - 1) != values.size())
       throw py::value_error("counts: CSR indptr, indices and values disagree");
     const auto make = [&](auto tag) {
       using V = decltype(tag);
       return CsrView<V>{indptr.size() - 1, n_cols, indptr.data(), indices.data(),
-                        static_cast<const V*>(values.data())};
+                        static_cast<const V *>(values.data())};
     };
-    if (values.dtype().is(py::dtype::of<float>())) return f(make(float{}));
-    if (values.dtype().is(py::dtype::of<double>())) return f(make(double{}));
+    if (values.dtype().equal(py::dtype::of<float>()))
+      return f(make(float{}));
+    if (values.dtype().equal(py::dtype::of<double>()))
+      return f(make(double{}));
     throw py::type_error("counts: CSR values must be float32 or float64");
   }
   const auto dense = counts.cast<py::array>();
   require_c_contiguous(dense, 2, "counts");
-  if (dense.shape(1) != n_cols) throw py::value_error("counts: n_cols does not match");
-  if (dense.dtype().is(py::dtype::of<float>()))
-    return f(DenseView<float>{dense.shape(0), n_cols, static_cast<const float*>(dense.data())});
-  if (dense.dtype().is(py::dtype::of<double>()))
-    return f(DenseView<double>{dense.shape(0), n_cols, static_cast<const double*>(dense.data())});
+  if (dense.shape(1) != n_cols)
+    throw py::value_error("counts: n_cols does not match");
+  if (dense.dtype().equal(py::dtype::of<float>()))
+    return f(DenseView<float>{dense.shape(0), n_cols, static_cast<const float *>(dense.data())});
+  if (dense.dtype().equal(py::dtype::of<double>()))
+    return f(DenseView<double>{dense.shape(0), n_cols, static_cast<const double *>(dense.data())});
   throw py::type_error("counts: dense working format must be float32 or float64");
 }
 
-void check_factor_shapes(const py::array& maps, const py::array& spectra, std::int64_t n_rows,
+void check_factor_shapes(const py::array &maps, const py::array &spectra, std::int64_t n_rows,
                          std::int64_t n_cols) {
   if (maps.ndim() != 2 || spectra.ndim() != 2 || maps.shape(0) != n_rows ||
       spectra.shape(1) != n_cols || maps.shape(1) != spectra.shape(0))
     throw py::value_error("factors: maps must be (n_rows, k) and spectra (k, n_cols)");
 }
 
-py::dict fit(const py::object& counts, std::int64_t n_cols, Factors maps, Factors spectra,
+py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factors spectra,
              int max_iter, double tol, bool update_maps, bool update_spectra, int n_threads,
-             const py::object& callback) {
+             const py::object &callback) {
   NmfOptions options;
   options.max_iter = max_iter;
   options.tol = tol;
@@ -61,13 +66,15 @@ py::dict fit(const py::object& counts, std::int64_t n_cols, Factors maps, Factor
   options.n_threads = n_threads;
   // Runs between iterations on this thread: reacquire the GIL to let Ctrl-C and
   // the user's progress callback in.
-  options.callback = [&callback](const IterationReport& report) {
+  options.callback = [&callback](const IterationReport &report) {
     py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    if (callback.is_none()) return true;
+    if (PyErr_CheckSignals() != 0)
+      throw py::error_already_set();
+    if (callback.is_none())
+      return true;
     return callback(report.iteration, report.loss).cast<bool>();
   };
-  NmfResult result = with_counts(counts, n_cols, [&](const auto& view) {
+  NmfResult result = with_counts(counts, n_cols, [&](const auto &view) {
     check_factor_shapes(maps, spectra, view.n_rows, n_cols);
     FactorsView factors{maps.shape(1), maps.mutable_data(), spectra.mutable_data()};
     py::gil_scoped_release release;
@@ -82,9 +89,9 @@ py::dict fit(const py::object& counts, std::int64_t n_cols, Factors maps, Factor
   return out;
 }
 
-double divergence(const py::object& counts, std::int64_t n_cols, const Factors& maps,
-                  const Factors& spectra, int n_threads) {
-  return with_counts(counts, n_cols, [&](const auto& view) {
+double divergence(const py::object &counts, std::int64_t n_cols, const Factors &maps,
+                  const Factors &spectra, int n_threads) {
+  return with_counts(counts, n_cols, [&](const auto &view) {
     check_factor_shapes(maps, spectra, view.n_rows, n_cols);
     ConstFactorsView factors{maps.shape(1), maps.data(), spectra.data()};
     py::gil_scoped_release release;
@@ -94,11 +101,11 @@ double divergence(const py::object& counts, std::int64_t n_cols, const Factors& 
 
 } // namespace
 
-void bind_nmf(py::module_& m) {
+void bind_nmf(py::module_ &m) {
   m.def("fit_poisson_nmf", &fit, py::arg("counts"), py::arg("n_cols"), py::arg("maps").noconvert(),
         py::arg("spectra").noconvert(), py::arg("max_iter"), py::arg("tol"),
-        py::arg("update_maps") = true, py::arg("update_spectra") = true,
-        py::arg("n_threads") = 0, py::arg("callback") = py::none(),
+        py::arg("update_maps") = true, py::arg("update_spectra") = true, py::arg("n_threads") = 0,
+        py::arg("callback") = py::none(),
         "Multiplicative KL updates of maps (n_rows, k) and spectra (k, n_cols) in place.");
   m.def("kl_divergence", &divergence, py::arg("counts"), py::arg("n_cols"),
         py::arg("maps").noconvert(), py::arg("spectra").noconvert(), py::arg("n_threads") = 0,

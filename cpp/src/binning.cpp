@@ -31,12 +31,13 @@ BinnedShape binned_shape(std::int64_t ny, std::int64_t nx, std::int64_t fy, std:
 }
 
 template <class In, class Out>
-void bin_spatial(const In* cube, std::int64_t ny, std::int64_t nx, std::int64_t n_channels,
-                 std::int64_t fy, std::int64_t fx, Out* out, Remainder remainder,
-                 int n_threads) {
+void bin_spatial(const In *cube, std::int64_t ny, std::int64_t nx, std::int64_t n_channels,
+                 std::int64_t fy, std::int64_t fx, Out *out, Remainder remainder, int n_threads) {
   const BinnedShape shape = binned_shape(ny, nx, fy, fx, remainder);
-  if (n_channels <= 0) throw std::invalid_argument("cube: no channels");
-  if (!cube || !out) throw std::invalid_argument("cube: null buffer");
+  if (n_channels <= 0)
+    throw std::invalid_argument("cube: no channels");
+  if (!cube || !out)
+    throw std::invalid_argument("cube: null buffer");
   // Floats accumulate in double whatever they are stored as; integers in Out (64-bit).
   using Acc = std::conditional_t<std::is_floating_point_v<In>, double, Out>;
   const int threads = detail::resolve_threads(n_threads);
@@ -48,22 +49,24 @@ void bin_spatial(const In* cube, std::int64_t ny, std::int64_t nx, std::int64_t 
       for (std::int64_t bx = 0; bx < shape.nx; ++bx) {
         std::fill(acc.begin(), acc.end(), Acc(0));
         for (std::int64_t dy = 0; dy < fy; ++dy) {
-          const In* row = cube + ((by * fy + dy) * nx + bx * fx) * n_channels;
+          const In *row = cube + ((by * fy + dy) * nx + bx * fx) * n_channels;
           for (std::int64_t dx = 0; dx < fx; ++dx) {
-            const In* spectrum = row + dx * n_channels;
-            for (std::int64_t c = 0; c < n_channels; ++c) acc[c] += static_cast<Acc>(spectrum[c]);
+            const In *spectrum = row + dx * n_channels;
+            for (std::int64_t c = 0; c < n_channels; ++c)
+              acc[c] += static_cast<Acc>(spectrum[c]);
           }
         }
-        Out* target = out + (by * shape.nx + bx) * n_channels;
-        for (std::int64_t c = 0; c < n_channels; ++c) target[c] = static_cast<Out>(acc[c]);
+        Out *target = out + (by * shape.nx + bx) * n_channels;
+        for (std::int64_t c = 0; c < n_channels; ++c)
+          target[c] = static_cast<Out>(acc[c]);
       }
     }
   }
 }
 
-#define PSNMF_BIN(IN, OUT)                                                                     \
-  template void bin_spatial<IN, OUT>(const IN*, std::int64_t, std::int64_t, std::int64_t,      \
-                                     std::int64_t, std::int64_t, OUT*, Remainder, int);
+#define PSNMF_BIN(IN, OUT)                                                                         \
+  template void bin_spatial<IN, OUT>(const IN *, std::int64_t, std::int64_t, std::int64_t,         \
+                                     std::int64_t, std::int64_t, OUT *, Remainder, int);
 PSNMF_BIN(std::uint8_t, std::uint64_t)
 PSNMF_BIN(std::uint16_t, std::uint64_t)
 PSNMF_BIN(std::uint32_t, std::uint64_t)

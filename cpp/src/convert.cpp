@@ -12,15 +12,17 @@
 namespace psnmf {
 
 template <class In>
-std::int64_t csr_row_offsets(const In* dense, std::int64_t n_rows, std::int64_t n_cols,
-                             std::int64_t* indptr, int n_threads) {
-  if (n_rows <= 0 || n_cols <= 0) throw std::invalid_argument("counts: empty matrix");
-  if (n_cols > INT32_MAX) throw std::invalid_argument("counts: too many columns for CSR");
+std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
+                             std::int64_t *indptr, int n_threads) {
+  if (n_rows <= 0 || n_cols <= 0)
+    throw std::invalid_argument("counts: empty matrix");
+  if (n_cols > INT32_MAX)
+    throw std::invalid_argument("counts: too many columns for CSR");
   const int threads = detail::resolve_threads(n_threads);
   bool bad = false;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(|| : bad)
   for (std::int64_t i = 0; i < n_rows; ++i) {
-    const In* row = dense + i * n_cols;
+    const In *row = dense + i * n_cols;
     std::int64_t count = 0;
     for (std::int64_t j = 0; j < n_cols; ++j) {
       if constexpr (std::is_floating_point_v<In>) {
@@ -32,19 +34,21 @@ std::int64_t csr_row_offsets(const In* dense, std::int64_t n_rows, std::int64_t 
     }
     indptr[i + 1] = count;
   }
-  if (bad) throw std::invalid_argument("counts: values must be finite and non-negative");
+  if (bad)
+    throw std::invalid_argument("counts: values must be finite and non-negative");
   indptr[0] = 0;
-  for (std::int64_t i = 0; i < n_rows; ++i) indptr[i + 1] += indptr[i];
+  for (std::int64_t i = 0; i < n_rows; ++i)
+    indptr[i + 1] += indptr[i];
   return indptr[n_rows];
 }
 
 template <class In, class Value>
-void fill_csr(const In* dense, std::int64_t n_rows, std::int64_t n_cols,
-              const std::int64_t* indptr, std::int32_t* indices, Value* values, int n_threads) {
+void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const std::int64_t *indptr,
+              std::int32_t *indices, Value *values, int n_threads) {
   const int threads = detail::resolve_threads(n_threads);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (std::int64_t i = 0; i < n_rows; ++i) {
-    const In* row = dense + i * n_cols;
+    const In *row = dense + i * n_cols;
     std::int64_t p = indptr[i];
     for (std::int64_t j = 0; j < n_cols; ++j) {
       if (row[j] != 0) {
@@ -56,13 +60,13 @@ void fill_csr(const In* dense, std::int64_t n_rows, std::int64_t n_cols,
   }
 }
 
-#define PSNMF_CONVERT(IN)                                                                      \
-  template std::int64_t csr_row_offsets<IN>(const IN*, std::int64_t, std::int64_t,             \
-                                            std::int64_t*, int);                               \
-  template void fill_csr<IN, float>(const IN*, std::int64_t, std::int64_t, const std::int64_t*, \
-                                    std::int32_t*, float*, int);                               \
-  template void fill_csr<IN, double>(const IN*, std::int64_t, std::int64_t,                    \
-                                     const std::int64_t*, std::int32_t*, double*, int);
+#define PSNMF_CONVERT(IN)                                                                          \
+  template std::int64_t csr_row_offsets<IN>(const IN *, std::int64_t, std::int64_t,                \
+                                            std::int64_t *, int);                                  \
+  template void fill_csr<IN, float>(const IN *, std::int64_t, std::int64_t, const std::int64_t *,  \
+                                    std::int32_t *, float *, int);                                 \
+  template void fill_csr<IN, double>(const IN *, std::int64_t, std::int64_t, const std::int64_t *, \
+                                     std::int32_t *, double *, int);
 PSNMF_CONVERT(std::uint8_t)
 PSNMF_CONVERT(std::uint16_t)
 PSNMF_CONVERT(std::uint32_t)

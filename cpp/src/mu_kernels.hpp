@@ -18,37 +18,36 @@
 namespace psnmf::detail {
 
 /// Per-component scratch of length k: on the stack when K is known.
-template <int K>
-struct KBuffer {
+template <int K> struct KBuffer {
   double data[K];
   explicit KBuffer(int) {}
-  double* get() { return data; }
+  double *get() { return data; }
 };
-template <>
-struct KBuffer<0> {
+template <> struct KBuffer<0> {
   std::vector<double> data;
   explicit KBuffer(int k) : data(static_cast<std::size_t>(k)) {}
-  double* get() { return data.data(); }
+  double *get() { return data.data(); }
 };
 
-template <int K>
-inline double model_at(const double* w, const double* h, int k_runtime) {
+template <int K> inline double model_at(const double *w, const double *h, int k_runtime) {
   const int k = K > 0 ? K : k_runtime;
   double lambda = 0.0;
-  for (int q = 0; q < k; ++q) lambda += w[q] * h[q];
+  for (int q = 0; q < k; ++q)
+    lambda += w[q] * h[q];
   return lambda < kModelFloor ? kModelFloor : lambda;
 }
 
 /// Sum over chunks, in chunk order.
-inline double ordered_sum(const std::vector<double>& partials) {
+inline double ordered_sum(const std::vector<double> &partials) {
   double total = 0.0;
-  for (double v : partials) total += v;
+  for (double v : partials)
+    total += v;
   return total;
 }
 
 /// Sum over x > 0 of x log(x / lambda), the only data-dependent part of D.
 template <int K, class Rows>
-double log_term(const Rows& rows, const double* maps, const double* spectra_t, int k_runtime,
+double log_term(const Rows &rows, const double *maps, const double *spectra_t, int k_runtime,
                 int n_threads) {
   const int k = K > 0 ? K : k_runtime;
   const RowPartition part(rows.n_rows());
@@ -57,7 +56,7 @@ double log_term(const Rows& rows, const double* maps, const double* spectra_t, i
   for (std::int64_t c = 0; c < part.n_chunks; ++c) {
     double acc = 0.0;
     for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
-      const double* w = maps + i * k;
+      const double *w = maps + i * k;
       rows.for_each_nonzero(i, [&](std::int32_t j, double x) {
         acc += x * std::log(x / model_at<K>(w, spectra_t + std::int64_t(j) * k, k));
       });
@@ -71,9 +70,9 @@ double log_term(const Rows& rows, const double* maps, const double* spectra_t, i
 /// Returns the log term of the loss of the state *before* the update when
 /// `with_loss`, and writes the column sums of the updated maps.
 template <int K, class Rows>
-double update_maps_pass(const Rows& rows, double* maps, const double* spectra_t,
-                        const double* denominator, int k_runtime, bool with_loss,
-                        double* maps_colsum, int n_threads) {
+double update_maps_pass(const Rows &rows, double *maps, const double *spectra_t,
+                        const double *denominator, int k_runtime, bool with_loss,
+                        double *maps_colsum, int n_threads) {
   const int k = K > 0 ? K : k_runtime;
   const RowPartition part(rows.n_rows());
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
@@ -81,17 +80,19 @@ double update_maps_pass(const Rows& rows, double* maps, const double* spectra_t,
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
   for (std::int64_t c = 0; c < part.n_chunks; ++c) {
     KBuffer<K> numerator_buf(k);
-    double* numerator = numerator_buf.get();
-    double* colsum = colsum_partial.data() + c * k;
+    double *numerator = numerator_buf.get();
+    double *colsum = colsum_partial.data() + c * k;
     double loss = 0.0;
     for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
-      double* w = maps + i * k;
+      double *w = maps + i * k;
       std::fill(numerator, numerator + k, 0.0);
       rows.for_each_nonzero(i, [&](std::int32_t j, double x) {
-        const double* h = spectra_t + std::int64_t(j) * k;
+        const double *h = spectra_t + std::int64_t(j) * k;
         const double ratio = x / model_at<K>(w, h, k);
-        if (with_loss) loss += x * std::log(ratio);
-        for (int q = 0; q < k; ++q) numerator[q] += ratio * h[q];
+        if (with_loss)
+          loss += x * std::log(ratio);
+        for (int q = 0; q < k; ++q)
+          numerator[q] += ratio * h[q];
       });
       for (int q = 0; q < k; ++q) {
         w[q] *= numerator[q] / denominator[q];
@@ -102,7 +103,8 @@ double update_maps_pass(const Rows& rows, double* maps, const double* spectra_t,
   }
   for (int q = 0; q < k; ++q) {
     double s = 0.0;
-    for (std::int64_t c = 0; c < part.n_chunks; ++c) s += colsum_partial[c * k + q];
+    for (std::int64_t c = 0; c < part.n_chunks; ++c)
+      s += colsum_partial[c * k + q];
     maps_colsum[q] = s;
   }
   return ordered_sum(loss_partial);
@@ -113,9 +115,9 @@ double update_maps_pass(const Rows& rows, double* maps, const double* spectra_t,
 /// buffer; the buffers are summed in chunk order. Returns the log term of the
 /// loss before the update when `with_loss`.
 template <int K, class Rows>
-double update_spectra_pass(const Rows& rows, const double* maps, double* spectra_t,
-                           const double* denominator, int k_runtime, bool with_loss,
-                           std::vector<double>& scratch, int n_threads) {
+double update_spectra_pass(const Rows &rows, const double *maps, double *spectra_t,
+                           const double *denominator, int k_runtime, bool with_loss,
+                           std::vector<double> &scratch, int n_threads) {
   const int k = K > 0 ? K : k_runtime;
   const std::int64_t n_cols = rows.n_cols();
   const std::int64_t block = n_cols * k;
@@ -126,17 +128,19 @@ double update_spectra_pass(const Rows& rows, const double* maps, double* spectra
   {
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t c = 0; c < part.n_chunks; ++c) {
-      double* acc = scratch.data() + c * block;
+      double *acc = scratch.data() + c * block;
       std::fill(acc, acc + block, 0.0);
       double loss = 0.0;
       for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
-        const double* w = maps + i * k;
+        const double *w = maps + i * k;
         rows.for_each_nonzero(i, [&](std::int32_t j, double x) {
           const std::int64_t offset = std::int64_t(j) * k;
           const double ratio = x / model_at<K>(w, spectra_t + offset, k);
-          if (with_loss) loss += x * std::log(ratio);
-          double* a = acc + offset;
-          for (int q = 0; q < k; ++q) a[q] += ratio * w[q];
+          if (with_loss)
+            loss += x * std::log(ratio);
+          double *a = acc + offset;
+          for (int q = 0; q < k; ++q)
+            a[q] += ratio * w[q];
         });
       }
       loss_partial[static_cast<std::size_t>(c)] = loss;
@@ -148,7 +152,8 @@ double update_spectra_pass(const Rows& rows, const double* maps, double* spectra
       for (int q = 0; q < k; ++q) {
         const std::int64_t at = j * k + q;
         double numerator = 0.0;
-        for (std::int64_t c = 0; c < part.n_chunks; ++c) numerator += scratch[c * block + at];
+        for (std::int64_t c = 0; c < part.n_chunks; ++c)
+          numerator += scratch[c * block + at];
         double h = spectra_t[at] * (numerator / denominator[q]);
         spectra_t[at] = h < tiny ? 0.0 : h; // as scikit-learn: avoids denormal drift to 0
       }

@@ -16,7 +16,7 @@ namespace {
 using detail::dot;
 
 template <int K, class Rows>
-NmfResult run_updates(const Rows& rows, FactorsView f, const NmfOptions& options) {
+NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options) {
   const std::int64_t k = f.n_components;
   const std::int64_t n_cols = rows.n_cols();
   const int n_threads = detail::resolve_threads(options.n_threads);
@@ -37,8 +37,8 @@ NmfResult run_updates(const Rows& rows, FactorsView f, const NmfOptions& options
         denominator[q] = spectra_rowsum[q] == 0.0 ? kModelFloor : spectra_rowsum[q];
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
       const double log_term =
-          detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
-                                      int(k), true, maps_colsum.data(), n_threads);
+          detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
+                                      true, maps_colsum.data(), n_threads);
       loss = log_term - sum_x + sum_lambda;
     }
     if (options.update_spectra) {
@@ -48,9 +48,10 @@ NmfResult run_updates(const Rows& rows, FactorsView f, const NmfOptions& options
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
       const bool with_loss = !options.update_maps;
       const double log_term =
-          detail::update_spectra_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
-                                         int(k), with_loss, scratch, n_threads);
-      if (with_loss) loss = log_term - sum_x + sum_lambda;
+          detail::update_spectra_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
+                                         with_loss, scratch, n_threads);
+      if (with_loss)
+        loss = log_term - sum_x + sum_lambda;
       spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
     }
     result.loss_history.push_back(loss);
@@ -60,7 +61,7 @@ NmfResult run_updates(const Rows& rows, FactorsView f, const NmfOptions& options
       result.stopped_by_callback = true;
       break;
     }
-    const auto& h = result.loss_history;
+    const auto &h = result.loss_history;
     if (options.tol > 0.0 && h.size() >= 2) {
       const double previous = h[h.size() - 2];
       if (previous - h.back() <= options.tol * std::abs(previous)) {
@@ -69,15 +70,13 @@ NmfResult run_updates(const Rows& rows, FactorsView f, const NmfOptions& options
       }
     }
   }
-  const double log_term =
-      detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads);
+  const double log_term = detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads);
   result.loss_history.push_back(log_term - sum_x + dot(maps_colsum, spectra_rowsum));
   detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
   return result;
 }
 
-template <class Rows>
-NmfResult fit(const Rows& rows, FactorsView f, const NmfOptions& options) {
+template <class Rows> NmfResult fit(const Rows &rows, FactorsView f, const NmfOptions &options) {
   if (options.max_iter < 0)
     throw std::invalid_argument("max_iter must be >= 0, got " + std::to_string(options.max_iter));
   if (!(options.tol >= 0.0) || !std::isfinite(options.tol))
@@ -92,22 +91,22 @@ NmfResult fit(const Rows& rows, FactorsView f, const NmfOptions& options) {
 } // namespace
 
 template <class Value>
-NmfResult fit_poisson_nmf(const CsrView<Value>& counts, FactorsView factors,
-                          const NmfOptions& options) {
+NmfResult fit_poisson_nmf(const CsrView<Value> &counts, FactorsView factors,
+                          const NmfOptions &options) {
   detail::validate(counts);
   return fit(detail::CsrRows<Value>{counts}, factors, options);
 }
 
 template <class Value>
-NmfResult fit_poisson_nmf(const DenseView<Value>& counts, FactorsView factors,
-                          const NmfOptions& options) {
+NmfResult fit_poisson_nmf(const DenseView<Value> &counts, FactorsView factors,
+                          const NmfOptions &options) {
   detail::validate(counts);
   return fit(detail::DenseRows<Value>{counts}, factors, options);
 }
 
-template NmfResult fit_poisson_nmf(const CsrView<float>&, FactorsView, const NmfOptions&);
-template NmfResult fit_poisson_nmf(const CsrView<double>&, FactorsView, const NmfOptions&);
-template NmfResult fit_poisson_nmf(const DenseView<float>&, FactorsView, const NmfOptions&);
-template NmfResult fit_poisson_nmf(const DenseView<double>&, FactorsView, const NmfOptions&);
+template NmfResult fit_poisson_nmf(const CsrView<float> &, FactorsView, const NmfOptions &);
+template NmfResult fit_poisson_nmf(const CsrView<double> &, FactorsView, const NmfOptions &);
+template NmfResult fit_poisson_nmf(const DenseView<float> &, FactorsView, const NmfOptions &);
+template NmfResult fit_poisson_nmf(const DenseView<double> &, FactorsView, const NmfOptions &);
 
 } // namespace psnmf

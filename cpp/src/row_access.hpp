@@ -12,46 +12,44 @@
 
 namespace psnmf::detail {
 
-template <class Value>
-struct CsrRows {
-  const CsrView<Value>& m;
+template <class Value> struct CsrRows {
+  const CsrView<Value> &m;
   std::int64_t n_rows() const { return m.n_rows; }
   std::int64_t n_cols() const { return m.n_cols; }
 
-  template <class F>
-  void for_each_nonzero(std::int64_t row, F&& f) const {
+  template <class F> void for_each_nonzero(std::int64_t row, F &&f) const {
     for (std::int64_t p = m.indptr[row]; p < m.indptr[row + 1]; ++p) {
       const double x = static_cast<double>(m.values[p]);
-      if (x != 0.0) f(m.indices[p], x);
+      if (x != 0.0)
+        f(m.indices[p], x);
     }
   }
 };
 
-template <class Value>
-struct DenseRows {
-  const DenseView<Value>& m;
+template <class Value> struct DenseRows {
+  const DenseView<Value> &m;
   std::int64_t n_rows() const { return m.n_rows; }
   std::int64_t n_cols() const { return m.n_cols; }
 
-  template <class F>
-  void for_each_nonzero(std::int64_t row, F&& f) const {
-    const Value* x_row = m.values + row * m.n_cols;
+  template <class F> void for_each_nonzero(std::int64_t row, F &&f) const {
+    const Value *x_row = m.values + row * m.n_cols;
     for (std::int64_t j = 0; j < m.n_cols; ++j) {
       const double x = static_cast<double>(x_row[j]);
-      if (x != 0.0) f(static_cast<std::int32_t>(j), x);
+      if (x != 0.0)
+        f(static_cast<std::int32_t>(j), x);
     }
   }
 };
 
 /// Structure and value checks done once per call at the API boundary.
-template <class Value>
-void validate(const CsrView<Value>& m) {
+template <class Value> void validate(const CsrView<Value> &m) {
   if (m.n_rows <= 0 || m.n_cols <= 0)
     throw std::invalid_argument("counts: empty matrix (" + std::to_string(m.n_rows) + " x " +
                                 std::to_string(m.n_cols) + ")");
   if (!m.indptr || (m.indptr[m.n_rows] > 0 && (!m.indices || !m.values)))
     throw std::invalid_argument("counts: null CSR buffer");
-  if (m.indptr[0] != 0) throw std::invalid_argument("counts: CSR indptr[0] must be 0");
+  if (m.indptr[0] != 0)
+    throw std::invalid_argument("counts: CSR indptr[0] must be 0");
   for (std::int64_t i = 0; i < m.n_rows; ++i)
     if (m.indptr[i + 1] < m.indptr[i])
       throw std::invalid_argument("counts: CSR indptr must be non-decreasing");
@@ -66,12 +64,12 @@ void validate(const CsrView<Value>& m) {
   }
 }
 
-template <class Value>
-void validate(const DenseView<Value>& m) {
+template <class Value> void validate(const DenseView<Value> &m) {
   if (m.n_rows <= 0 || m.n_cols <= 0)
     throw std::invalid_argument("counts: empty matrix (" + std::to_string(m.n_rows) + " x " +
                                 std::to_string(m.n_cols) + ")");
-  if (!m.values) throw std::invalid_argument("counts: null buffer");
+  if (!m.values)
+    throw std::invalid_argument("counts: null buffer");
   const std::int64_t n = m.n_rows * m.n_cols;
   for (std::int64_t p = 0; p < n; ++p) {
     const double x = static_cast<double>(m.values[p]);

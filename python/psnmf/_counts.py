@@ -136,7 +136,8 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
 
 
 _CORE_DTYPES = tuple(
-    np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64)
+    np.dtype(t)
+    for t in (np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64)
 )
 
 

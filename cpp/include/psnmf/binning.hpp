@@ -28,8 +28,8 @@ BinnedShape binned_shape(std::int64_t ny, std::int64_t nx, std::int64_t fy, std:
 /// accumulated in double and stored as `Out` (float or double).
 /// Instantiated for In in {uint8, uint16, uint32, int32, int64, float, double}.
 template <class In, class Out>
-void bin_spatial(const In* cube, std::int64_t ny, std::int64_t nx, std::int64_t n_channels,
-                 std::int64_t fy, std::int64_t fx, Out* out,
-                 Remainder remainder = Remainder::crop, int n_threads = 0);
+void bin_spatial(const In *cube, std::int64_t ny, std::int64_t nx, std::int64_t n_channels,
+                 std::int64_t fy, std::int64_t fx, Out *out, Remainder remainder = Remainder::crop,
+                 int n_threads = 0);
 
 } // namespace psnmf

@@ -15,11 +15,11 @@ inline constexpr double kModelFloor = 1.1920928955078125e-07;
 /// comes from the column sums of maps and the row sums of spectra, so no dense
 /// lambda is ever formed. Deterministic for any thread count.
 template <class Value>
-double kl_divergence(const CsrView<Value>& counts, const ConstFactorsView& factors,
+double kl_divergence(const CsrView<Value> &counts, const ConstFactorsView &factors,
                      int n_threads = 0);
 
 template <class Value>
-double kl_divergence(const DenseView<Value>& counts, const ConstFactorsView& factors,
+double kl_divergence(const DenseView<Value> &counts, const ConstFactorsView &factors,
                      int n_threads = 0);
 
 } // namespace psnmf

@@ -9,8 +9,8 @@
 namespace psnmf {
 
 struct IterationReport {
-  int iteration = 0;  ///< iterations completed so far (1-based)
-  double loss = 0.0;  ///< latest loss known: that of the state before this iteration
+  int iteration = 0; ///< iterations completed so far (1-based)
+  double loss = 0.0; ///< latest loss known: that of the state before this iteration
 };
 
 struct NmfOptions {
@@ -18,16 +18,16 @@ struct NmfOptions {
   /// Stop when the relative decrease of the loss over one iteration,
   /// (L_prev - L) / L_prev, falls below tol. tol <= 0 runs max_iter iterations.
   double tol = 1e-4;
-  bool update_maps = true;     ///< false: maps held fixed
-  bool update_spectra = true;  ///< false: spectra held fixed (stage 2 of PSNMF, transform)
-  int n_threads = 0;           ///< 0: the OpenMP default
+  bool update_maps = true;    ///< false: maps held fixed
+  bool update_spectra = true; ///< false: spectra held fixed (stage 2 of PSNMF, transform)
+  int n_threads = 0;          ///< 0: the OpenMP default
   /// Called after every iteration on the calling thread; return false to stop early.
-  std::function<bool(const IterationReport&)> callback;
+  std::function<bool(const IterationReport &)> callback;
 };
 
 struct NmfResult {
   int n_iter = 0;
-  bool converged = false;            ///< stopped by tol
+  bool converged = false; ///< stopped by tol
   bool stopped_by_callback = false;
   /// Loss of the initial state and after every iteration: n_iter + 1 values.
   std::vector<double> loss_history;
@@ -44,11 +44,11 @@ struct NmfResult {
 /// for any n_threads: reductions run over a fixed partition of the rows in a
 /// fixed order. The factors are updated in place and must be non-negative.
 template <class Value>
-NmfResult fit_poisson_nmf(const CsrView<Value>& counts, FactorsView factors,
-                          const NmfOptions& options = {});
+NmfResult fit_poisson_nmf(const CsrView<Value> &counts, FactorsView factors,
+                          const NmfOptions &options = {});
 
 template <class Value>
-NmfResult fit_poisson_nmf(const DenseView<Value>& counts, FactorsView factors,
-                          const NmfOptions& options = {});
+NmfResult fit_poisson_nmf(const DenseView<Value> &counts, FactorsView factors,
+                          const NmfOptions &options = {});
 
 } // namespace psnmf
