@@ -16,7 +16,9 @@ struct IterationReport {
 struct NmfOptions {
   int max_iter = 200;
   /// Stop when the relative decrease of the loss over one iteration,
-  /// (L_prev - L) / L_prev, falls below tol. tol <= 0 runs max_iter iterations.
+  /// (L_prev - L) / L_prev, is <= tol. The loss of an iteration's starting
+  /// state is computed inside that iteration's first pass, so the rule sees a
+  /// decrease one iteration after it happened. tol <= 0 runs max_iter iterations.
   double tol = 1e-4;
   bool update_maps = true;    ///< false: maps held fixed
   bool update_spectra = true; ///< false: spectra held fixed (stage 2 of PSNMF, transform)
