@@ -1,0 +1,106 @@
+// Dense -> CSR conversion: row offsets, indices and values for every input type; validation.
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "check.hpp"
+#include "psnmf/convert.hpp"
+
+namespace {
+
+// 3 x 4 with an empty middle row:
+//   [0 3 0   1]
+//   [0 0 0   0]
+//   [7 0 250 0]
+constexpr std::int64_t kRows = 3, kCols = 4;
+const std::vector<std::int64_t> kIndptr = {0, 2, 2, 4};
+const std::vector<std::int32_t> kIndices = {1, 3, 0, 2};
+const std::vector<double> kValues = {3, 1, 7, 250};
+
+template <class In> std::vector<In> dense_case() {
+  return {In(0), In(3), In(0), In(1), In(0), In(0), In(0), In(0), In(7), In(0), In(250), In(0)};
+}
+
+template <class In, class Value> void check_fill(const std::vector<In> &dense, int n_threads) {
+  std::vector<std::int64_t> indptr(kRows + 1, -1);
+  const std::int64_t nnz =
+      psnmf::csr_row_offsets(dense.data(), kRows, kCols, indptr.data(), n_threads);
+  CHECK_EQ(nnz, 4);
+  CHECK(indptr == kIndptr);
+  std::vector<std::int32_t> indices(static_cast<std::size_t>(nnz), -1);
+  std::vector<Value> values(static_cast<std::size_t>(nnz), Value(-1));
+  psnmf::fill_csr(dense.data(), kRows, kCols, indptr.data(), indices.data(), values.data(),
+                  n_threads);
+  CHECK(indices == kIndices);
+  for (std::size_t p = 0; p < values.size(); ++p)
+    CHECK_EQ(values[p], static_cast<Value>(kValues[p]));
+}
+
+template <class In> void check_type() {
+  const std::vector<In> dense = dense_case<In>();
+  for (int threads : {1, 2, 3}) {
+    check_fill<In, float>(dense, threads);
+    check_fill<In, double>(dense, threads);
+  }
+}
+
+void test_types() {
+  check_type<std::uint8_t>();
+  check_type<std::uint16_t>();
+  check_type<std::uint32_t>();
+  check_type<std::int32_t>();
+  check_type<std::int64_t>();
+  check_type<float>();
+  check_type<double>();
+}
+
+void test_all_zero_and_full() {
+  std::vector<std::uint16_t> zeros(static_cast<std::size_t>(kRows * kCols), 0);
+  std::vector<std::int64_t> indptr(kRows + 1, -1);
+  CHECK_EQ(psnmf::csr_row_offsets(zeros.data(), kRows, kCols, indptr.data()), 0);
+  CHECK(indptr == (std::vector<std::int64_t>{0, 0, 0, 0}));
+
+  std::vector<double> full = {0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1e-300};
+  CHECK_EQ(psnmf::csr_row_offsets(full.data(), kRows, kCols, indptr.data()), 12);
+  CHECK(indptr == (std::vector<std::int64_t>{0, 4, 8, 12}));
+  std::vector<std::int32_t> indices(12);
+  std::vector<double> values(12);
+  psnmf::fill_csr(full.data(), kRows, kCols, indptr.data(), indices.data(), values.data());
+  CHECK(values == full);
+  CHECK(indices == (std::vector<std::int32_t>{0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3}));
+}
+
+template <class In> void check_rejects(In bad) {
+  std::vector<In> dense = dense_case<In>();
+  dense[6] = bad;
+  std::vector<std::int64_t> indptr(kRows + 1);
+  for (int threads : {1, 2})
+    CHECK_THROWS(psnmf::csr_row_offsets(dense.data(), kRows, kCols, indptr.data(), threads),
+                 std::invalid_argument);
+}
+
+void test_invalid_values() {
+  check_rejects<std::int32_t>(-1);
+  check_rejects<std::int64_t>(std::numeric_limits<std::int64_t>::min());
+  check_rejects<float>(-0.5f);
+  check_rejects<double>(-1e-300);
+  check_rejects<float>(std::numeric_limits<float>::quiet_NaN());
+  check_rejects<double>(std::numeric_limits<double>::quiet_NaN());
+  check_rejects<double>(std::numeric_limits<double>::infinity());
+  std::vector<double> dense = dense_case<double>();
+  std::vector<std::int64_t> indptr(kRows + 1);
+  CHECK_THROWS(psnmf::csr_row_offsets(dense.data(), 0, kCols, indptr.data()),
+               std::invalid_argument);
+  CHECK_THROWS(psnmf::csr_row_offsets(dense.data(), kRows, 0, indptr.data()),
+               std::invalid_argument);
+}
+
+} // namespace
+
+int main() {
+  RUN(test_types);
+  RUN(test_all_zero_and_full);
+  RUN(test_invalid_values);
+  return psnmf_test::finish("convert");
+}
