@@ -1,0 +1,7 @@
+"""``python -m psnmf`` is the ``psnmf`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
