@@ -124,6 +124,30 @@ def test_threads_and_formats_give_bitwise_identical_results(problem):
         assert np.array_equal(model.loss_history_, model0.loss_history_)
 
 
+@pytest.mark.parametrize("init", ["nndsvda", "random"])
+def test_default_fit_is_identical_for_sparse_dense_and_threads(problem, init):
+    X, _, _ = problem
+    fits = [
+        PoissonNMF(3, init=init, random_state=0, n_threads=n_threads, max_iter=300).fit(data)
+        for data in (X, sp.csr_matrix(X), X.astype(np.uint16), sp.csc_matrix(X))
+        for n_threads in (1, 2)
+    ]
+    for model in fits[1:]:
+        assert np.array_equal(model.components_, fits[0].components_)
+        assert np.array_equal(model.loss_history_, fits[0].loss_history_)
+
+
+@pytest.mark.parametrize("kind", ["float64", "float32", "csr"])
+def test_core_products_equal_numpy(problem, kind):
+    X, _, _ = problem
+    counts = to_counts(as_input(X, kind))
+    rng = np.random.default_rng(0)
+    B, Q = rng.standard_normal((X.shape[1], 5)), rng.standard_normal((X.shape[0], 4))
+    np.testing.assert_allclose(counts.multiply(B), X @ B, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(counts.multiply(Q, transpose=True), X.T @ Q, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(counts.pixel_totals(), X.sum(axis=1), rtol=1e-14)
+
+
 def test_tol_stops_early_and_is_monotone():
     X, _, _ = low_rank_poisson(300, 64, 2, counts_per_pixel=200, seed=5)
     model = PoissonNMF(2, tol=1e-3, max_iter=1000, random_state=0).fit(X)

@@ -13,6 +13,7 @@ namespace py = pybind11;
 void bind_binning(py::module_ &m);
 void bind_convert(py::module_ &m);
 void bind_nmf(py::module_ &m);
+void bind_products(py::module_ &m);
 
 /// Calls f(T{}) with T the C++ type of a numpy dtype among the supported counts types.
 template <class F>

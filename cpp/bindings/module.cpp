@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   psnmf::bindings::bind_binning(m);
   psnmf::bindings::bind_convert(m);
   psnmf::bindings::bind_nmf(m);
+  psnmf::bindings::bind_products(m);
 }

@@ -42,18 +42,21 @@ class Counts:
             return (self.indptr, self.indices, self.values)
         return self.dense
 
-    def as_scipy(self):
-        """A scipy.sparse CSR view (no copy of values/indices) or the dense array."""
-        if not self.is_sparse:
-            return self.dense
-        indptr = self.indptr
-        if indptr[-1] < np.iinfo(np.int32).max:
-            indptr = indptr.astype(np.int32)  # scipy wants indices and indptr alike
-        return sp.csr_matrix((self.values, self.indices, indptr), shape=self.shape, copy=False)
+    def multiply(self, dense: np.ndarray, *, transpose: bool = False, n_threads: int = 0):
+        """``X @ dense`` (dense: (n_channels, w)) or ``X.T @ dense`` (dense: (n_pixels, w)).
+
+        Summed over the nonzeros in a fixed order by the core, so CSR and dense
+        counts give bitwise identical results for any thread count.
+        """
+        dense = np.ascontiguousarray(dense, dtype=np.float64)
+        return _core.multiply(self.core, self.shape[1], dense, transpose, n_threads)
+
+    def pixel_totals(self, n_threads: int = 0) -> np.ndarray:
+        """Counts per pixel, shape (n_pixels,), float64."""
+        return self.multiply(np.ones((self.shape[1], 1)), n_threads=n_threads)[:, 0]
 
     def total(self) -> float:
-        source = self.values if self.is_sparse else self.dense
-        return float(source.sum(dtype=np.float64))
+        return float(self.pixel_totals().sum())
 
     def mean(self) -> float:
         return self.total() / (self.shape[0] * self.shape[1])

@@ -8,12 +8,16 @@ from sklearn.utils import check_random_state
 from ._counts import Counts
 
 
-def randomized_svd(X, rank: int, *, n_oversamples: int = 10, n_power_iter: int = 4, rng=None):
-    """Top singular triplets of X by a randomized range finder (Halko et al. 2011).
+def randomized_svd(counts: Counts, rank: int, *, n_oversamples=10, n_power_iter=4, rng=None):
+    """Top singular triplets of the counts by a randomized range finder (Halko et al. 2011).
+
+    The products with X run in the core, in a fixed order: sparse and dense
+    counts, and any thread count, give the same result.
 
     Parameters
     ----------
-    X : ndarray or scipy.sparse matrix, shape (n, m)
+    counts : Counts
+        Working-format counts, shape (n, m).
     rank : int
         Number of singular triplets.
 
@@ -22,18 +26,15 @@ def randomized_svd(X, rank: int, *, n_oversamples: int = 10, n_power_iter: int =
     U : ndarray (n, rank), S : ndarray (rank,), Vt : ndarray (rank, m)
     """
     rng = check_random_state(rng)
-    n, m = X.shape
+    n, m = counts.shape
     width = min(rank + n_oversamples, n, m)
-    # Products in X's own precision: a float64 probe would upcast a dense float32 X.
-    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    Q = np.asarray(X @ rng.standard_normal((m, width)).astype(dtype))
+    Q = counts.multiply(rng.standard_normal((m, width)))
     for _ in range(n_power_iter):
         Q, _ = np.linalg.qr(Q)
-        Z = np.asarray(X.T @ Q)
-        Z, _ = np.linalg.qr(Z)
-        Q = np.asarray(X @ Z)
-    Q, _ = np.linalg.qr(Q.astype(np.float64))
-    B = np.asarray((X.T @ Q.astype(dtype)).T, dtype=np.float64)  # (width, m) = Q^T X
+        Z, _ = np.linalg.qr(counts.multiply(Q, transpose=True))
+        Q = counts.multiply(Z)
+    Q, _ = np.linalg.qr(Q)
+    B = counts.multiply(Q, transpose=True).T  # (width, m) = Q^T X
     U_b, S, Vt = np.linalg.svd(B, full_matrices=False)
     return (Q @ U_b)[:, :rank], S[:rank], Vt[:rank]
 
@@ -49,8 +50,7 @@ def nndsvda(counts: Counts, k: int, rng=None):
     -------
     maps : ndarray (n_pixels, k), spectra : ndarray (k, n_channels), float64
     """
-    X = counts.as_scipy()
-    U, S, Vt = randomized_svd(X, k, rng=rng)
+    U, S, Vt = randomized_svd(counts, k, rng=rng)
     n, m = counts.shape
     maps = np.zeros((n, k))
     spectra = np.zeros((k, m))
@@ -99,8 +99,7 @@ def maps_for_fixed_spectra(counts: Counts, spectra: np.ndarray) -> np.ndarray:
     depends on that pixel only (results do not depend on the batch).
     """
     k = spectra.shape[0]
-    X = counts.as_scipy()
-    pixel_totals = np.asarray(X.sum(axis=1, dtype=np.float64)).ravel()
+    pixel_totals = counts.pixel_totals()
     spectrum_totals = spectra.sum(axis=1)
     spectrum_totals[spectrum_totals == 0] = 1.0
     return np.ascontiguousarray(np.outer(pixel_totals / k, 1.0 / spectrum_totals))

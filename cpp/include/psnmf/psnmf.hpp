@@ -6,3 +6,4 @@
 #include "psnmf/divergence.hpp"
 #include "psnmf/matrix_view.hpp"
 #include "psnmf/poisson_nmf.hpp"
+#include "psnmf/products.hpp"
