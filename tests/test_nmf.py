@@ -9,7 +9,7 @@ from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import check_estimator
 
-from psnmf import PoissonNMF
+from psnmf import PoissonNMF, _core
 from psnmf._counts import to_counts
 
 from reference import generalized_kl, low_rank_poisson, mu_kl, spectral_angles_deg
@@ -97,6 +97,9 @@ def test_reconstruction_err_is_generalized_kl(problem, kind):
     expected = generalized_kl(X, W, model.components_)
     assert model.reconstruction_err_ == pytest.approx(expected, rel=1e-10)
     assert model.loss_history_[-1] == model.reconstruction_err_
+    counts = to_counts(as_input(X, kind))
+    direct = _core.kl_divergence(counts.core, X.shape[1], W, model.components_)
+    assert direct == model.reconstruction_err_  # same kernel, same order: exactly equal
 
 
 def test_loss_history_starts_at_init_and_never_increases(problem):

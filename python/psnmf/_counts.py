@@ -19,6 +19,11 @@ from . import _core
 CSR_DENSITY_THRESHOLD = 0.5
 # Counts above 2**24 are not exact in float32: keep float64 values then.
 _FLOAT32_EXACT_LIMIT = 2**24
+# Dense input types the compiled conversion takes directly.
+_CORE_DTYPES = tuple(
+    np.dtype(t)
+    for t in (np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64)
+)
 
 
 @dataclass(frozen=True)
@@ -136,12 +141,6 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
         return Counts(X.shape, indptr=indptr, indices=indices, values=values)
     dense = np.ascontiguousarray(X, dtype=value_dtype)
     return Counts(X.shape, dense=dense)
-
-
-_CORE_DTYPES = tuple(
-    np.dtype(t)
-    for t in (np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64)
-)
 
 
 def _sparse_to_counts(X, name: str) -> Counts:

@@ -50,13 +50,6 @@ def run_updates(
     )
 
 
-def kl_divergence(counts: Counts, maps: np.ndarray, spectra: np.ndarray, n_threads: int = 0):
-    """Generalised KL divergence D(X || maps @ spectra), at the nonzeros of X only."""
-    maps = np.ascontiguousarray(maps, dtype=np.float64)
-    spectra = np.ascontiguousarray(spectra, dtype=np.float64)
-    return _core.kl_divergence(counts.core, counts.shape[1], maps, spectra, n_threads=n_threads)
-
-
 class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Non-negative matrix factorisation under Poisson noise.
 
