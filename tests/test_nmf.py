@@ -213,6 +213,18 @@ def test_working_format_does_not_copy_float_or_csr_input():
     assert np.shares_memory(counts.indices, csr.indices)
 
 
+def test_csr_with_spare_capacity_fits_like_its_canonical_copy():
+    # eliminate_zeros() shrinks indptr but leaves the data/indices arrays longer.
+    X, _, _ = low_rank_poisson(60, 40, 2, counts_per_pixel=30, seed=3)
+    spare = sp.csr_matrix(X.astype(np.float64))
+    spare.data[::3] = 0
+    spare.eliminate_zeros()
+    assert spare.data.size > spare.indptr[-1]
+    compact = sp.csr_matrix(spare.toarray())
+    fitted = [PoissonNMF(2, random_state=0, max_iter=20).fit(m) for m in (spare, compact)]
+    assert np.array_equal(fitted[0].components_, fitted[1].components_)
+
+
 def test_sparse_dense_input_converts_to_csr():
     X, _, _ = low_rank_poisson(100, 300, 2, counts_per_pixel=20, seed=2)
     counts = to_counts(X.astype(np.uint16))

@@ -153,7 +153,9 @@ def _sparse_to_counts(X, name: str) -> Counts:
         # Duplicate entries would each enter x log(x / lambda) separately.
         X = X.copy()
         X.sum_duplicates()
-    data = X.data
+    # scipy leaves spare room after indptr[-1] (e.g. after eliminate_zeros()).
+    nnz = int(X.indptr[-1])
+    data, indices = X.data[:nnz], X.indices[:nnz]
     if data.dtype == bool:
         data = data.view(np.uint8)
     if data.dtype.kind not in "uif":
@@ -164,7 +166,7 @@ def _sparse_to_counts(X, name: str) -> Counts:
     return Counts(
         X.shape,
         indptr=np.ascontiguousarray(X.indptr, dtype=np.int64),
-        indices=np.ascontiguousarray(X.indices, dtype=np.int32),
+        indices=np.ascontiguousarray(indices, dtype=np.int32),
         values=values,
     )
 

@@ -7,21 +7,19 @@ Chen, Alexander & Hebert, Nano Letters 24, 10177 (2024).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from . import _stages
 from ._counts import resolve_threads, to_counts
+from .bin_selection import select_bin_factor
 from .binning import as_factor, bin_pixels
-from .nmf import PoissonNMF, run_updates
-
-# "auto" bins until a binned pixel holds about this many counts (provisional rule,
-# to be replaced by the validation benchmark's criterion).
-_AUTO_TARGET_COUNTS = 400.0
-_AUTO_MAX_FACTOR = 8
 
 
 @dataclass
@@ -37,64 +35,49 @@ class BinnedResult:
     maps : ndarray (k, ny // fy, nx // fx)
         Counts per binned pixel.
     loss_history : ndarray
-        Generalised KL of the binned fit, initial then per iteration.
+        Generalised KL of the kept restart, initial then per iteration.
+    restart_losses : ndarray (n_init,)
+        Final loss of every restart; the lowest was kept.
     """
 
     factor: tuple[int, int]
     spectra: np.ndarray
     maps: np.ndarray
     loss_history: np.ndarray
-
-
-def auto_bin_factor(mean_counts_per_pixel: float, image_shape, n_components: int) -> int:
-    """Provisional automatic bin factor.
-
-    The smallest b with b^2 * mean counts >= 400 (enough counts per binned
-    pixel for stage 1), capped so that the binned image keeps at least
-    16 * k pixels and b <= 8. b = 1 (no binning) when counts are already high.
-    """
-    b = int(np.ceil(np.sqrt(_AUTO_TARGET_COUNTS / max(mean_counts_per_pixel, 1e-12))))
-    ny, nx = image_shape
-    while b > 1 and (ny // b) * (nx // b) < 16 * n_components:
-        b -= 1
-    return int(min(max(b, 1), _AUTO_MAX_FACTOR))
-
-
-def _upsample(maps_binned: np.ndarray, factor, image_shape) -> np.ndarray:
-    """(k, nyb, nxb) -> (ny * nx, k): repeat each bin over its pixels, divide by its
-    area; cropped edge rows/columns copy the nearest bin."""
-    fy, fx = factor
-    ny, nx = image_shape
-    up = np.repeat(np.repeat(maps_binned, fy, axis=1), fx, axis=2) / (fy * fx)
-    up = np.pad(up, ((0, 0), (0, ny - up.shape[1]), (0, nx - up.shape[2])), mode="edge")
-    return np.ascontiguousarray(up.reshape(up.shape[0], -1).T)
+    restart_losses: np.ndarray
 
 
 class PSNMF(BaseEstimator):
     """Two-stage Poisson NMF pan-sharpening (PSNMF) of a STEM-EDX spectrum image.
 
     Stage 1 factorises the spatially binned cube, whose pixels hold b^2 times
-    the counts, into high-fidelity phase spectra. Stage 2 fits full-resolution
-    maps to the full cube with those spectra fixed, starting from the stage-1
-    maps upsampled and divided by b^2. Spectra from stage 1 and maps from
-    stage 2 give the result; ``reconstruct()`` is the denoised cube.
+    the counts, into high-fidelity phase spectra (best of ``n_init`` restarts).
+    Stage 2 fits full-resolution maps to the full cube with those spectra
+    fixed, starting from the stage-1 maps upsampled and divided by b^2. Spectra
+    from stage 1 and maps from stage 2 give the result; ``reconstruct()`` is the
+    denoised cube. Optionally, ``refine_iter`` joint iterations at full
+    resolution then refine the spectra too.
 
     Parameters
     ----------
     n_components : int
         Number of phases k.
     bin_factor : "auto", int or (int, int), default="auto"
-        Bin size of stage 1; see :func:`auto_bin_factor`. 1 disables binning.
+        Bin size of stage 1; 1 disables binning. "auto" chooses it by held-out
+        Poisson likelihood on two independent halves of the counts
+        (:mod:`psnmf.bin_selection`); it may choose 1.
     init : {"nndsvda", "random"}, default="nndsvda"
-        Initialisation of stage 1.
+        Initialisation of the first stage-1 run; further restarts are random.
+    n_init : int, default=4
+        Stage-1 restarts; the one with the lowest loss is kept.
     max_iter_binned, max_iter : int, default=500, 200
         Iteration limits of stage 1 and stage 2.
+    refine_iter : int, default=0
+        Joint (maps and spectra) iterations at full resolution after stage 2.
     tol : float, default=1e-6
-        Relative loss decrease per iteration at which each stage stops. The
-        Poisson loss is dominated by the noise, so its relative decrease is small
-        long before convergence: 1e-6 recovers spectra measurably better than
-        1e-4 on the simulated phantoms (provisional, pending the validation table).
+        Relative loss decrease per iteration at which each stage stops.
     random_state : int, RandomState or None
+        Seeds the count split of "auto", the initialisations and the restarts.
     n_threads : int or None
         Threads of the core (None: OpenMP default).
     verbose : bool
@@ -109,9 +92,18 @@ class PSNMF(BaseEstimator):
     binned_ : BinnedResult
         The stage-1 result.
     bin_factor_ : (int, int)
+    bin_selection_ : BinSelection or None
+        The held-out deviances behind ``bin_factor="auto"``.
     loss_history_ : dict
-        ``{"binned": ndarray, "full": ndarray}``: generalised KL per iteration.
+        ``{"binned": ndarray, "full": ndarray, "refine": ndarray}``: generalised
+        KL per iteration of each stage ("refine" is empty when not refined).
+    n_iter_ : dict
+        Iterations of each stage, same keys.
     image_shape_ : (int, int)
+
+    Notes
+    -----
+    DEFAULTS_NOTE
     """
 
     def __init__(
@@ -120,8 +112,10 @@ class PSNMF(BaseEstimator):
         *,
         bin_factor="auto",
         init="nndsvda",
+        n_init=4,
         max_iter_binned=500,
         max_iter=200,
+        refine_iter=0,
         tol=1e-6,
         random_state=None,
         n_threads=None,
@@ -130,8 +124,10 @@ class PSNMF(BaseEstimator):
         self.n_components = n_components
         self.bin_factor = bin_factor
         self.init = init
+        self.n_init = n_init
         self.max_iter_binned = max_iter_binned
         self.max_iter = max_iter
+        self.refine_iter = refine_iter
         self.tol = tol
         self.random_state = random_state
         self.n_threads = n_threads
@@ -156,16 +152,41 @@ class PSNMF(BaseEstimator):
             raise ValueError(f"image_shape {image_shape} does not match cube {cube.shape}")
         return cube.reshape(-1, cube.shape[2]), cube.shape[:2]
 
-    def _resolve_factor(self, mean_counts, image_shape):
+    def _check_params(self):
+        for name in ("n_init", "max_iter_binned", "max_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        refine = self.refine_iter
+        if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
+            raise ValueError(f"refine_iter must be an int >= 0, got {refine!r}")
+
+    def _stage_settings(self) -> dict:
+        return {
+            "init": self.init,
+            "max_iter_binned": self.max_iter_binned,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+        }
+
+    def _resolve_factor(self, pixels, image_shape, rng, n_threads):
+        """-> ((fy, fx), BinSelection or None)."""
         if isinstance(self.bin_factor, str):
             if self.bin_factor != "auto":
                 raise ValueError(f"bin_factor must be 'auto' or int(s), got {self.bin_factor!r}")
-            b = auto_bin_factor(mean_counts, image_shape, self.n_components)
-            return (b, b)
+            selection = select_bin_factor(
+                pixels,
+                image_shape,
+                self.n_components,
+                settings=self._stage_settings(),
+                random_state=rng,
+                n_threads=n_threads,
+            )
+            return (selection.factor, selection.factor), selection
         factor = as_factor(self.bin_factor)
         if factor[0] > image_shape[0] or factor[1] > image_shape[1]:
             raise ValueError(f"bin_factor {factor} is larger than the image {image_shape}")
-        return factor
+        return factor, None
 
     def fit(self, X, y=None, *, image_shape=None):
         """Fit spectra and full-resolution maps.
@@ -183,46 +204,60 @@ class PSNMF(BaseEstimator):
         -------
         self
         """
+        self._check_params()
         pixels, shape = self._unfold(X, image_shape)
         n_threads = resolve_threads(self.n_threads)
+        rng = check_random_state(self.random_state)
         counts = to_counts(pixels, n_threads=n_threads)
-        factor = self._resolve_factor(counts.total() / counts.shape[0], shape)
+        factor, selection = self._resolve_factor(pixels, shape, rng, n_threads)
 
         binned = bin_pixels(pixels, shape, factor) if factor != (1, 1) else pixels
-        stage1 = PoissonNMF(
+        stage1 = _stages.fit_spectra(
+            binned,
             self.n_components,
             init=self.init,
+            n_init=self.n_init,
             max_iter=self.max_iter_binned,
             tol=self.tol,
-            random_state=self.random_state,
-            n_threads=self.n_threads,
+            random_state=rng,
+            n_threads=n_threads,
             verbose=self.verbose,
         )
-        maps_binned = stage1.fit_transform(binned)
-        totals = stage1.components_.sum(axis=1)
-        totals[totals == 0] = 1.0
-        spectra = np.ascontiguousarray(stage1.components_ / totals[:, None])
-        maps_binned = maps_binned * totals
-        nyb, nxb = shape[0] // factor[0], shape[1] // factor[1]
-        maps_binned = maps_binned.T.reshape(-1, nyb, nxb)
-
-        maps = _upsample(maps_binned, factor, shape)
-        report = run_updates(
-            counts,
-            maps,
-            spectra,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            update_spectra=False,
-            n_threads=n_threads,
+        spectra = stage1.spectra.copy()
+        maps = _stages.upsample_maps(stage1.maps, factor, shape)
+        full = _stages.fit_maps(
+            counts, spectra, maps, max_iter=self.max_iter, tol=self.tol, n_threads=n_threads
         )
+        refined = {"loss_history": np.empty(0), "n_iter": 0}
+        if self.refine_iter > 0:
+            refined = _stages.refine(
+                counts, maps, spectra, max_iter=self.refine_iter, tol=self.tol, n_threads=n_threads
+            )
+            maps, spectra = _stages.normalise_spectra(maps, spectra)
+
+        nyb, nxb = shape[0] // factor[0], shape[1] // factor[1]
         self.bin_factor_ = factor
+        self.bin_selection_ = selection
         self.image_shape_ = shape
-        self.binned_ = BinnedResult(factor, spectra.copy(), maps_binned, stage1.loss_history_)
+        self.binned_ = BinnedResult(
+            factor,
+            stage1.spectra,
+            np.ascontiguousarray(stage1.maps.T.reshape(-1, nyb, nxb)),
+            stage1.loss_history,
+            stage1.losses,
+        )
         self.spectra_ = spectra
         self.maps_ = np.ascontiguousarray(maps.T.reshape(-1, *shape))
-        self.loss_history_ = {"binned": stage1.loss_history_, "full": report["loss_history"]}
-        self.n_iter_ = {"binned": stage1.n_iter_, "full": int(report["n_iter"])}
+        self.loss_history_ = {
+            "binned": stage1.loss_history,
+            "full": full["loss_history"],
+            "refine": refined["loss_history"],
+        }
+        self.n_iter_ = {
+            "binned": stage1.n_iter,
+            "full": int(full["n_iter"]),
+            "refine": int(refined["n_iter"]),
+        }
         return self
 
     def reconstruct(self, dtype=np.float32):

@@ -1,0 +1,118 @@
+"""The steps of PSNMF after binning: stage 1 (spectra), stage 2 (maps), refinement.
+
+Each step is one function so that the estimator (pipeline.py) and the automatic
+bin-factor selection (bin_selection.py) run exactly the same procedure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from ._counts import Counts
+from .nmf import PoissonNMF, run_updates
+
+
+@dataclass
+class Stage1Result:
+    """Best of the stage-1 restarts on the binned matrix.
+
+    spectra : (k, C) rows summing to 1; maps : (n_binned, k) counts per binned
+    pixel; loss_history : the chosen run's; losses : final loss of every restart.
+    """
+
+    spectra: np.ndarray
+    maps: np.ndarray
+    loss_history: np.ndarray
+    n_iter: int
+    losses: np.ndarray
+
+
+def normalise_spectra(maps: np.ndarray, spectra: np.ndarray):
+    """Rescale so each spectrum sums to 1 and the maps carry the counts.
+
+    Returns C-contiguous float64 copies; an all-zero spectrum is left as is.
+    """
+    totals = spectra.sum(axis=1)
+    totals[totals == 0] = 1.0
+    return (
+        np.ascontiguousarray(maps * totals, dtype=np.float64),
+        np.ascontiguousarray(spectra / totals[:, None], dtype=np.float64),
+    )
+
+
+def fit_spectra(
+    binned,
+    n_components: int,
+    *,
+    init: str,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    random_state,
+    n_threads,
+    verbose=False,
+) -> Stage1Result:
+    """Stage 1: Poisson NMF of the binned (n_binned, C) matrix, ``n_init`` times.
+
+    The first run uses ``init``, the others a random init with their own seed
+    drawn from ``random_state``; the run with the lowest final loss is kept
+    (all runs see the same data, so their losses compare directly).
+    ``n_threads`` follows the core's convention: 0 is OpenMP's default.
+    """
+    rng = check_random_state(random_state)
+    seeds = rng.randint(np.iinfo(np.int32).max, size=n_init)
+    best = None
+    losses = []
+    for run, seed in enumerate(seeds):
+        model = PoissonNMF(
+            n_components,
+            init=init if run == 0 else "random",
+            max_iter=max_iter,
+            tol=tol,
+            random_state=int(seed),
+            n_threads=n_threads or None,
+            verbose=verbose,
+        )
+        maps = model.fit_transform(binned)
+        losses.append(model.reconstruction_err_)
+        if best is None or model.reconstruction_err_ < best[0].reconstruction_err_:
+            best = (model, maps)
+    model, maps = best
+    maps, spectra = normalise_spectra(maps, model.components_)
+    return Stage1Result(spectra, maps, model.loss_history_, model.n_iter_, np.array(losses))
+
+
+def upsample_maps(maps_binned: np.ndarray, factor, image_shape) -> np.ndarray:
+    """(n_binned, k) binned maps -> (ny * nx, k) start of stage 2.
+
+    Each bin's counts are spread evenly over its fy * fx pixels; rows and
+    columns cropped by the binning copy the nearest bin.
+    """
+    fy, fx = factor
+    ny, nx = image_shape
+    k = maps_binned.shape[1]
+    grid = maps_binned.T.reshape(k, ny // fy, nx // fx)
+    up = np.repeat(np.repeat(grid, fy, axis=1), fx, axis=2) / (fy * fx)
+    up = np.pad(up, ((0, 0), (0, ny - up.shape[1]), (0, nx - up.shape[2])), mode="edge")
+    return np.ascontiguousarray(up.reshape(k, -1).T)
+
+
+def fit_maps(counts: Counts, spectra, maps, *, max_iter, tol, n_threads) -> dict:
+    """Stage 2: full-resolution maps with the spectra fixed; ``maps`` updated in place."""
+    return run_updates(
+        counts,
+        maps,
+        spectra,
+        max_iter=max_iter,
+        tol=tol,
+        update_spectra=False,
+        n_threads=n_threads,
+    )
+
+
+def refine(counts: Counts, maps, spectra, *, max_iter, tol, n_threads) -> dict:
+    """Joint updates of maps and spectra at full resolution, in place."""
+    return run_updates(counts, maps, spectra, max_iter=max_iter, tol=tol, n_threads=n_threads)
