@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from . import _dask
 from ._counts import resolve_threads, to_counts
 from .binning import as_factor, bin_pixels
 from .nmf import PoissonNMF, run_updates
@@ -182,7 +183,15 @@ class PSNMF(BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        A dask array X (cube chunked along ny/nx, or 2-D chunked along pixels)
+        is fitted chunk by chunk on the active dask scheduler; ``maps_`` is then
+        a dask array already computed on it (see ``psnmf._dask.fit_psnmf``).
         """
+        if _dask.is_dask_array(X):
+            return _dask.fit_psnmf(self, X, image_shape)
         pixels, shape = self._unfold(X, image_shape)
         n_threads = resolve_threads(self.n_threads)
         counts = to_counts(pixels, n_threads=n_threads)
