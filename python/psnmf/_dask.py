@@ -266,11 +266,20 @@ def _split_rows(array, blocks: Blocks, name):
     """An (n_pixels, w) numpy or dask array -> delayed blocks along the pixels."""
     dask, da = _dask()
     if is_dask_array(array):
-        array = array.astype(np.float64).rechunk((tuple(blocks.sizes), -1))
-        return list(array.to_delayed()[:, 0])
+        return _persisted_blocks(array.astype(np.float64).rechunk((tuple(blocks.sizes), -1)))
     array = np.asarray(array)
     edges = np.cumsum([0, *blocks.sizes])
     return [dask.delayed(np.ascontiguousarray(array[a:b])) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _persisted_blocks(array):
+    """Row blocks of a dask array with one column chunk, computed and held by the scheduler.
+
+    The delayed blocks are persisted themselves: a persisted *array* would release
+    its results on the cluster once the array object is gone.
+    """
+    dask, _ = _dask()
+    return list(dask.persist(*array.to_delayed()[:, 0]))
 
 
 def random_init(blocks: Blocks, k, rng=None):
@@ -299,8 +308,7 @@ def nndsvda(blocks: Blocks, k, rng=None, *, n_oversamples=10, n_power_iter=4):
 
     def orthonormal(delayed_blocks):
         Q, _ = da.linalg.qr(blocks.as_array(delayed_blocks, width))
-        Q = Q.rechunk((tuple(blocks.sizes), -1)).persist()
-        return list(Q.to_delayed()[:, 0])
+        return _persisted_blocks(Q.rechunk((tuple(blocks.sizes), -1)))
 
     Q = blocks.multiply(rng.standard_normal((m, width)))
     for _ in range(n_power_iter):
@@ -343,10 +351,10 @@ def nndsvda(blocks: Blocks, k, rng=None, *, n_oversamples=10, n_power_iter=4):
     parts = da.where(use_neg[1:], u_neg[:, 1:], u_pos[:, 1:])
     maps = da.concatenate([first, parts], axis=1) * maps_scale
     maps = da.where(maps < eps, 0.0, maps)
-    maps = da.where(maps == 0, mean, maps).rechunk((tuple(blocks.sizes), -1)).persist()
+    maps = da.where(maps == 0, mean, maps).rechunk((tuple(blocks.sizes), -1))
     spectra[spectra < eps] = 0
     spectra[spectra == 0] = mean
-    return list(maps.to_delayed()[:, 0]), spectra
+    return _persisted_blocks(maps), spectra
 
 
 # -- the estimators --------------------------------------------------------------------------
@@ -598,7 +606,7 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
         totals[totals == 0] = 1.0
         spectra = np.ascontiguousarray(spectra / totals[:, None])
         maps = [dask.delayed(np.multiply)(m, totals) for m in maps]
-        maps_binned = _assemble_maps(blocks, maps, spans, cube.chunks, k)
+        maps_binned = _assemble_maps(maps, spans, cube.chunks, k)
         binned_loss, binned_iter = np.asarray(report["loss_history"]), int(report["n_iter"])
 
     maps, _, report = run_updates(
@@ -615,21 +623,20 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
     estimator.image_shape_ = shape
     estimator.binned_ = BinnedResult(factor, spectra.copy(), maps_binned, binned_loss)
     estimator.spectra_ = spectra
-    estimator.maps_ = _assemble_maps(blocks, maps, spans, cube.chunks, k)
+    estimator.maps_ = _assemble_maps(maps, spans, cube.chunks, k)
     estimator.loss_history_ = {"binned": binned_loss, "full": np.asarray(report["loss_history"])}
     estimator.n_iter_ = {"binned": binned_iter, "full": int(report["n_iter"])}
     return estimator
 
 
-def _assemble_maps(blocks, maps, spans, chunks, k):
+def _assemble_maps(maps, spans, chunks, k):
     """Per-tile maps (n_tile_pixels, k) -> dask array (k, ny, nx)."""
     _, da = _dask()
     tiles = [
-        da.from_delayed(m, shape=((y1 - y0) * (x1 - x0), k), dtype=np.float64).reshape(
-            y1 - y0, x1 - x0, k
+        da.from_delayed(m, shape=((y1 - y0) * (x1 - x0), k), dtype=np.float64).T.reshape(
+            k, y1 - y0, x1 - x0
         )
         for m, (y0, y1, x0, x1) in zip(maps, spans)
     ]
     n_cols = len(chunks[1])
-    rows = [tiles[i : i + n_cols] for i in range(0, len(tiles), n_cols)]
-    return da.block(rows).transpose(2, 0, 1)
+    return da.block([tiles[i : i + n_cols] for i in range(0, len(tiles), n_cols)])
