@@ -15,6 +15,8 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 RTOL = 1e-8
+# Short fits on purpose: the in-memory fits warn alike.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 K = 3
 
 
@@ -194,3 +196,20 @@ def test_bad_dask_input_raises():
             )
         with pytest.raises(ValueError, match="image_shape"):
             psnmf.PSNMF(2).fit(da.ones((20, 6), chunks=(10, 6)))
+
+
+def test_lazy_hspy_cube_equals_in_memory(tmp_path):
+    hs = pytest.importorskip("hyperspy.api")
+    ny, nx, n_channels = 16, 20, 32
+    cube = make_counts(ny * nx, n_channels, 1.0, seed=7).reshape(ny, nx, n_channels)
+    hs.signals.Signal1D(cube).save(tmp_path / "cube.hspy", chunks=(8, 10, n_channels))
+    lazy = hs.load(tmp_path / "cube.hspy", lazy=True)
+    assert lazy.data.chunks == ((8, 8), (10, 10), (n_channels,))  # HDF5 chunks, not read yet
+    kwargs = dict(bin_factor=2, max_iter_binned=30, max_iter=15, random_state=0)
+    memory = psnmf.PSNMF(K, **kwargs).fit(cube)
+    with dask.config.set(scheduler="threads"):
+        model = psnmf.PSNMF(K, **kwargs).fit(lazy.data)
+        maps = model.maps_.compute()
+    assert model.n_iter_ == memory.n_iter_
+    assert relative_error(model.spectra_, memory.spectra_) < RTOL
+    assert relative_error(maps, memory.maps_) < RTOL

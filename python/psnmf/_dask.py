@@ -262,7 +262,7 @@ def loss_of(blocks: Blocks, maps, spectra) -> float:
 # -- initialisation --------------------------------------------------------------------------
 
 
-def _split_rows(array, blocks: Blocks, name):
+def _split_rows(array, blocks: Blocks):
     """An (n_pixels, w) numpy or dask array -> delayed blocks along the pixels."""
     dask, da = _dask()
     if is_dask_array(array):
@@ -401,7 +401,7 @@ def fit_transform(estimator, X, W=None, H=None, *, persist_counts="auto"):
     blocks = _matrix_blocks(X, persist_counts=persist_counts, n_threads=n_threads)
     k = estimator._check_params(blocks.n_pixels, blocks.n_channels)
     if estimator.init == "custom":
-        maps = _split_rows(_custom("W", W, (blocks.n_pixels, k)), blocks, "W")
+        maps = _split_rows(_custom("W", W, (blocks.n_pixels, k)), blocks)
         spectra = _custom("H", np.asarray(H) if H is not None else None, (k, blocks.n_channels))
     elif estimator.init == "random":
         maps, spectra = random_init(blocks, k, rng=estimator.random_state)
