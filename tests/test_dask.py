@@ -213,3 +213,31 @@ def test_lazy_hspy_cube_equals_in_memory(tmp_path):
     assert model.n_iter_ == memory.n_iter_
     assert relative_error(model.spectra_, memory.spectra_) < RTOL
     assert relative_error(maps, memory.maps_) < RTOL
+
+
+def test_block_kernels_match_the_numpy_reference(counts):
+    from psnmf import _core
+    from psnmf._counts import to_counts
+
+    from reference import generalized_kl, mu_kl
+
+    W, H = custom_start(counts.shape, seed=9)
+    expected_W, expected_H = mu_kl(counts, W, H, n_iter=1)
+    maps, spectra = W.copy(), H.copy()
+    numerator, colsum, loss = np.zeros_like(H), np.zeros(K), 0.0
+    for rows in (slice(0, 123), slice(123, 124), slice(124, None)):  # uneven blocks
+        block = to_counts(counts[rows])
+        block_maps = np.ascontiguousarray(maps[rows])
+        out = _core.update_block(block.core, block.shape[1], block_maps, spectra)
+        maps[rows] = block_maps
+        numerator += out["spectra_numerator"]
+        colsum += out["maps_colsum"]
+        loss += out["loss"]
+    _core.apply_spectra_update(spectra, numerator, colsum)
+    assert relative_error(maps, expected_W) < 1e-12
+    assert relative_error(spectra, expected_H) < 1e-12
+    assert loss == pytest.approx(generalized_kl(counts, W, H), rel=1e-12)
+    with pytest.raises(ValueError, match="maps must be"):
+        _core.update_block(to_counts(counts).core, counts.shape[1], np.ones((3, K)), spectra)
+    with pytest.raises(ValueError, match="non-negative"):
+        _core.update_block(to_counts(counts).core, counts.shape[1], -np.ones((500, K)), spectra)
