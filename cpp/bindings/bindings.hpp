@@ -11,6 +11,7 @@ namespace psnmf::bindings {
 namespace py = pybind11;
 
 void bind_binning(py::module_ &m);
+void bind_chunked(py::module_ &m);
 void bind_convert(py::module_ &m);
 void bind_nmf(py::module_ &m);
 void bind_products(py::module_ &m);

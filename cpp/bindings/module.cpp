@@ -14,6 +14,7 @@ PYBIND11_MODULE(_core, m) {
       "max_threads", [] { return psnmf::detail::resolve_threads(0); },
       "Threads used when n_threads is not given (OpenMP default, honours OMP_NUM_THREADS).");
   psnmf::bindings::bind_binning(m);
+  psnmf::bindings::bind_chunked(m);
   psnmf::bindings::bind_convert(m);
   psnmf::bindings::bind_nmf(m);
   psnmf::bindings::bind_products(m);

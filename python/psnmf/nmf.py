@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
-from . import _core
+from . import _core, _dask
 from ._counts import Counts, resolve_threads, to_counts
 from ._init import maps_for_fixed_spectra, nndsvda, random_init
 
@@ -217,8 +217,12 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         Returns
         -------
         W : ndarray of shape (n_pixels, n_components)
-            Maps (abundances, in counts per pixel when H rows sum to 1).
+            Maps (abundances, in counts per pixel when H rows sum to 1). For a
+            dask array X (chunked along pixels), a dask array of maps already
+            computed on the scheduler (see ``psnmf._dask``).
         """
+        if _dask.is_dask_array(X):
+            return _dask.fit_transform(self, X, W=W, H=H)
         for name in _FITTED:  # an interrupted fit must not leave a previous fit behind
             self.__dict__.pop(name, None)
         X = self._validate_X(X, reset=True)
@@ -273,8 +277,11 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         Returns
         -------
         W : ndarray of shape (n_pixels, n_components)
+            A persisted dask array for a dask X.
         """
         check_is_fitted(self)
+        if _dask.is_dask_array(X):
+            return _dask.transform(self, X)
         X = self._validate_X(X, reset=False)
         n_threads = resolve_threads(self.n_threads)
         counts = to_counts(X, n_threads=n_threads)

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _stages
+from . import _dask, _stages
 from ._counts import resolve_threads, to_counts
 from .bin_selection import select_bin_factor
 from .binning import as_factor, bin_pixels
@@ -203,8 +203,16 @@ class PSNMF(BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        A dask array X (cube chunked along ny/nx, or 2-D chunked along pixels)
+        is fitted chunk by chunk on the active dask scheduler; ``maps_`` is then
+        a dask array already computed on it (see ``psnmf._dask.fit_psnmf``).
         """
         self._check_params()
+        if _dask.is_dask_array(X):
+            return _dask.fit_psnmf(self, X, image_shape)
         pixels, shape = self._unfold(X, image_shape)
         n_threads = resolve_threads(self.n_threads)
         rng = check_random_state(self.random_state)

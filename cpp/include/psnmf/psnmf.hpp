@@ -2,6 +2,7 @@
 #pragma once
 
 #include "psnmf/binning.hpp"
+#include "psnmf/chunked.hpp"
 #include "psnmf/convert.hpp"
 #include "psnmf/divergence.hpp"
 #include "psnmf/matrix_view.hpp"
