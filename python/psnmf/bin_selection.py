@@ -29,8 +29,12 @@ from . import _core, _stages
 from ._counts import to_counts
 from .binning import bin_pixels
 
-# Candidate bin factors (per axis) tried on the half-dose data.
-CANDIDATES = (1, 2, 3, 4, 6, 8)
+# Candidate bin factors (per axis) tried on the half-dose data; divided by
+# sqrt(2) they give the full-data factors 1, 1, 2, 3, 4, 6 and 8.
+CANDIDATES = (1, 2, 3, 4, 6, 8, 11)
+# The selection compares candidates, it does not need converged fits: these
+# limits keep it to a fraction of the final fit's cost.
+SELECTION_SETTINGS = {"max_iter_binned": 200, "max_iter": 50, "tol": 1e-5}
 # A binned image must keep this many pixels per component for stage 1.
 MIN_BINNED_PIXELS_PER_COMPONENT = 16
 # Central crop used for the selection on large images.
@@ -152,7 +156,8 @@ def select_bin_factor(
         (ny, nx).
     n_components : int
     settings : dict
-        ``init``, ``max_iter_binned``, ``max_iter`` and ``tol`` of the stages.
+        ``init`` of stage 1; ``max_iter_binned``, ``max_iter`` and ``tol`` of
+        the stages default to ``SELECTION_SETTINGS``.
     random_state : int, RandomState or None
         Seeds the split and the stage-1 fits.
     n_threads : int
@@ -165,6 +170,7 @@ def select_bin_factor(
     -------
     BinSelection
     """
+    settings = {**SELECTION_SETTINGS, **settings}
     rng = check_random_state(random_state)
     ys, xs = central_crop(image_shape, max_pixels)
     ny, nx = image_shape

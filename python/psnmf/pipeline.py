@@ -161,14 +161,6 @@ class PSNMF(BaseEstimator):
         if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
             raise ValueError(f"refine_iter must be an int >= 0, got {refine!r}")
 
-    def _stage_settings(self) -> dict:
-        return {
-            "init": self.init,
-            "max_iter_binned": self.max_iter_binned,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-        }
-
     def _resolve_factor(self, pixels, image_shape, rng, n_threads):
         """-> ((fy, fx), BinSelection or None)."""
         if isinstance(self.bin_factor, str):
@@ -178,7 +170,7 @@ class PSNMF(BaseEstimator):
                 pixels,
                 image_shape,
                 self.n_components,
-                settings=self._stage_settings(),
+                settings={"init": self.init},
                 random_state=rng,
                 n_threads=n_threads,
             )
