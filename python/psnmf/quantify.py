@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import warnings
@@ -463,15 +464,15 @@ def _background_basis(energy, beam_energy, n_intervals, span=None):
     return np.nan_to_num(splines) * kramers[:, None]
 
 
-def _templates(energy, elements, families, extra, beam_energy, fwhm_mnka, mode, efficiency):
-    """Peak columns (C, p) and, per quantified line, the column holding its family's area.
+def _family_columns(energy, elements, families, extra, beam_energy, fwhm_mnka):
+    """Per element: (quantified?, {family: (peak column (C,), main-line energy)}).
 
-    ``efficiency`` (callable E → relative detection efficiency, or None) scales each family
-    relative to the quantified one, as a detector does (the k-factor holds the quantified
-    family's own efficiency).
+    Each column is the family's sub-lines with the tabulated intensities of
+    :func:`psnmf.xray.element_families`, scaled so that the element's reference family (the
+    quantified one, or the strongest for extra elements) has unit area.
     """
     erange = (energy[0], energy[-1])
-    columns, line_column = [], []
+    out = []
     for el, fam in [*zip(elements, families), *((e, None) for e in extra)]:
         present = xray.element_families(el, beam_energy, erange)
         if fam is not None and fam not in present:
@@ -479,40 +480,51 @@ def _templates(energy, elements, families, extra, beam_energy, fwhm_mnka, mode, 
                 f"line {el}_{fam} is not excited at beam_energy={beam_energy} keV "
                 f"or lies outside the energy axis {erange[0]:.3f}-{erange[1]:.3f} keV"
             )
-        ref_family = fam if fam is not None else max(present, key=present.get, default=None)
-        seen = _family_efficiency(el, present, efficiency)
-        ref = present[ref_family] * seen[ref_family] if present else 1.0
-        peaks = {}
-        for f, intensity in present.items():
-            intensity = intensity * seen[f]
-            e, w = xray.family_lines(el, f, beam_energy)
-            # Scaled so that the quantified family has unit area: its coefficient is I.
-            peaks[f] = xray.gaussian_peaks(energy, e, w * intensity / ref, fwhm_mnka)
-        if not peaks:
+        if not present:
             continue
+        ref = fam if fam is not None else max(present, key=present.get)
+        columns = {}
+        for f, intensity in present.items():
+            e, w = xray.family_lines(el, f, beam_energy)
+            column = xray.gaussian_peaks(energy, e, w * intensity / present[ref], fwhm_mnka)
+            columns[f] = (column, xray.line_energy(f"{el}_{f}"), f == ref)
+        out.append((fam is not None, columns))
+    return out
+
+
+def _assemble_templates(parts, mode, efficiency):
+    """Peak columns (C, p) and, per quantified line, the column holding its family's area.
+
+    ``efficiency`` (callable E → relative detection efficiency, or None) scales each family
+    relative to the element's reference family, as a detector does (the k-factor holds the
+    quantified family's own efficiency).
+    """
+    columns, line_column = [], []
+    for quantified, fams in parts:
+        seen = _family_efficiency([e for _, e, _ in fams.values()], efficiency)
+        ref = next(s for s, (_, _, is_ref) in zip(seen, fams.values()) if is_ref)
+        peaks = [col * (s / ref) for s, (col, _, _) in zip(seen, fams.values())]
         if mode == "element":
-            if fam is not None:
+            if quantified:
                 line_column.append(len(columns))
-            columns.append(sum(peaks.values()))
+            columns.append(sum(peaks))
         else:
-            for f, column in peaks.items():
-                if f == fam:
+            for peak, (_, _, is_ref) in zip(peaks, fams.values()):
+                if quantified and is_ref:
                     line_column.append(len(columns))
-                columns.append(column)
+                columns.append(peak)
     return np.column_stack(columns), np.array(line_column)
 
 
-def _family_efficiency(element, present, efficiency):
+def _family_efficiency(line_energies, efficiency):
     """Relative efficiency at each family's main line (1 without an efficiency)."""
-    if efficiency is None or not present:
-        return dict.fromkeys(present, 1.0)
-    values = np.asarray(
-        efficiency(np.array([xray.line_energy(f"{element}_{f}") for f in present]))
-    )
+    if efficiency is None:
+        return np.ones(len(line_energies))
+    values = np.asarray(efficiency(np.asarray(line_energies, dtype=float)), dtype=float)
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        # An estimate that vanishes at a line carries no information there: ignore it.
-        return dict.fromkeys(present, 1.0)
-    return dict(zip(present, values))
+        # A curve that vanishes at a line carries no information there: ignore it.
+        return np.ones(len(line_energies))
+    return values
 
 
 def _solve_passive(gram, rhs, passive):
@@ -595,44 +607,76 @@ def nnls_batched(gram, rhs, max_iter=None):
     return x, passive
 
 
-def _design(energy, fitted, elements, families, extra, options, efficiency):
-    """Unit-norm design matrix on the fitted channels, column norms, line columns, splines."""
-    peaks, line_column = _templates(
-        energy,
-        elements,
-        families,
-        extra,
-        options["beam_energy"],
-        options["fwhm_mnka"],
-        options["mode"],
-        efficiency,
-    )
+def _design(parts, energy, fitted, options, efficiency, splines=None):
+    """Unit-norm design matrix on the fitted channels, column norms, line columns.
+
+    ``efficiency`` scales each element's families and shapes the continuum: the background
+    columns are Kramers × B-splines × efficiency, so the splines only absorb what the
+    efficiency and Kramers' law leave (a smooth correction, not the detector's edges).
+    """
+    peaks, line_column = _assemble_templates(parts, options["mode"], efficiency)
     # Templates are built on the whole axis (so a peak cut by the range keeps its scale),
     # then every column is restricted to the fitted channels.
     e_fit = energy[fitted]
-    splines = _background_basis(e_fit, options["beam_energy"], options["knots"])
-    if options["detector"] is not None:
-        # A known detector shapes the continuum too: the splines then only absorb the rest.
-        splines = splines * np.asarray(options["detector"](e_fit), dtype=float)[:, None]
+    if splines is None:
+        splines = _background_basis(e_fit, options["beam_energy"], options["knots"])
+    if efficiency is not None:
+        splines = splines * np.asarray(efficiency(e_fit), dtype=float)[:, None]
     design = np.column_stack([peaks[fitted], splines])
     norms = np.linalg.norm(design, axis=0)
     norms[norms == 0] = 1.0  # an empty column stays 0 and is never selected by NNLS
-    return design / norms, norms, line_column, peaks.shape[1]
+    return design / norms, norms, line_column
 
 
-def _continuum_efficiency(energy_fit, coef, norms, n_peaks, beam_energy, knots):
-    """Relative efficiency estimated from a fitted background: background / Kramers."""
-    weights = coef[n_peaks:] / norms[n_peaks:]
+# Detector parameters fitted by efficiency="auto": start (a typical polymer-window SDD) and
+# bounds in µm. The crystal's upper bound makes it ~fully absorbing up to 20 keV.
+_DETECTOR_START = {
+    "window_um": 0.3,
+    "coating_um": 0.03,
+    "dead_layer_um": 0.03,
+    "crystal_um": 450.0,
+}
+_DETECTOR_BOUNDS = {
+    "window_um": (0.0, 5.0),
+    "coating_um": (0.0, 0.5),
+    "dead_layer_um": (0.0, 1.0),
+    "crystal_um": (20.0, 5000.0),
+}
 
-    def efficiency(e):
-        e = np.atleast_1d(np.asarray(e, dtype=float))
-        inside = np.clip(e, energy_fit[0], energy_fit[-1])
-        span = (energy_fit[0], energy_fit[-1])
-        splines = _background_basis(inside, beam_energy, knots, span)
-        kramers = (beam_energy - inside) / inside
-        return (splines @ weights) / kramers
 
-    return efficiency
+def _fit_detector(total, parts, energy, fitted, options):
+    """``efficiency="auto"``: the detector curve that best explains the summed spectrum.
+
+    The efficiency is :func:`psnmf.xray.detector_efficiency` (polyimide window, Al coating,
+    Si dead layer, Si crystal; xraydb attenuation), its four thicknesses fitted by
+    non-linear least squares; for each trial the lines and background are solved by NNLS
+    (variable projection). Both the ratio of an element's families (e.g. Ti L to Ti K) and the
+    continuum (Kramers × efficiency × smooth splines) constrain the thicknesses; the absorption
+    edges of the window (C, N, O K), coating (Al K) and dead layer (Si K) are steps that no
+    smooth background can mimic, so the continuum next to light-element lines is modelled,
+    not guessed. Returns the efficiency as a callable of energy (keV).
+    """
+    from scipy.optimize import least_squares
+    from scipy.optimize import nnls as scipy_nnls
+
+    names = tuple(_DETECTOR_START)
+    splines = _background_basis(energy[fitted], options["beam_energy"], options["knots"])
+    scale = max(float(np.abs(total).max()), np.finfo(float).tiny)
+    target = total / scale
+
+    def efficiency_of(theta):
+        return functools.partial(xray.detector_efficiency, **dict(zip(names, theta)))
+
+    def residual(theta):
+        design, _, _ = _design(parts, energy, fitted, options, efficiency_of(theta), splines)
+        coef = scipy_nnls(design, target, maxiter=50 * design.shape[1])[0]
+        return design @ coef - target
+
+    x0 = np.array([_DETECTOR_START[n] for n in names])
+    lower = np.array([_DETECTOR_BOUNDS[n][0] for n in names])
+    upper = np.array([_DETECTOR_BOUNDS[n][1] for n in names])
+    fit = least_squares(residual, x0, bounds=(lower, upper), x_scale=x0, diff_step=1e-4)
+    return efficiency_of(fit.x)
 
 
 def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficiency, **options):
@@ -640,11 +684,13 @@ def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficie
     fitted = (energy >= fit_range[0]) & (energy <= fit_range[1])
     if fitted.sum() < 2:
         raise ValueError(f"fit_range {fit_range} keV holds fewer than 2 channels")
-    if isinstance(efficiency, str):
-        efficiency = _choose_efficiency(y, energy, fitted, elements, families, extra, options)
-    design, norms, line_column, _ = _design(
-        energy, fitted, elements, families, extra, options, efficiency
+    parts = _family_columns(
+        energy, elements, families, extra, options["beam_energy"], options["fwhm_mnka"]
     )
+    if isinstance(efficiency, str):
+        # One detector for the whole data set: fitted on the summed spectrum.
+        efficiency = _fit_detector(y.sum(axis=0)[fitted], parts, energy, fitted, options)
+    design, norms, line_column = _design(parts, energy, fitted, options, efficiency)
     y = y[:, fitted]
     gram = design.T @ design
     coef, passive = nnls_batched(gram, design.T @ y.T)
@@ -662,48 +708,18 @@ def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficie
     return intensities, cov
 
 
-def _choose_efficiency(y, energy, fitted, elements, families, extra, options, rounds=2):
-    """``efficiency="auto"``: no efficiency, or the one the continuum reveals, by residual.
-
-    The total spectrum of all spectra is fitted (one detector for the whole data set). The
-    relative efficiency ``background / Kramers`` is first read from a fit with one free
-    column per family (whose background is not distorted by wrong family ratios), then
-    refined by a few element-template fits. Among None and these estimates the element
-    fit with the smallest residual wins: spectra whose continuum and lines saw the same
-    detector pick an estimate, spectra with the tabulated line ratios keep None.
-    """
-    total = y.sum(axis=0)[fitted]
-    e_fit = energy[fitted]
-
-    def fit(efficiency, mode):
-        design, norms, _, n_peaks = _design(
-            energy, fitted, elements, families, extra, {**options, "mode": mode}, efficiency
-        )
-        coef, _ = nnls_batched(design.T @ design, (design.T @ total)[:, None])
-        residual = float(np.linalg.norm(design @ coef[:, 0] - total))
-        estimate = _continuum_efficiency(
-            e_fit, coef[:, 0], norms, n_peaks, options["beam_energy"], options["knots"]
-        )
-        return residual, estimate
-
-    best_residual, _ = fit(None, options["mode"])
-    best = None
-    _, estimate = fit(None, "family")
-    for _ in range(rounds + 1):
-        residual, next_estimate = fit(estimate, options["mode"])
-        if residual < best_residual:
-            best_residual, best = residual, estimate
-        estimate = next_estimate
-    return best
-
-
 def _line_operator(gram, design, pattern, line_column):
     """Rows of the least-squares solution operator (GₚᵀGₚ)⁻¹Gₚᵀ for the line columns."""
     idx = np.flatnonzero(pattern)
     op = np.zeros((len(line_column), design.shape[0]))
     if idx.size == 0:
         return op
-    solution = np.linalg.lstsq(gram[np.ix_(idx, idx)], design[:, idx].T, rcond=None)[0]
+    sub = gram[np.ix_(idx, idx)]
+    try:
+        solution = np.linalg.solve(sub, design[:, idx].T)
+    except np.linalg.LinAlgError:
+        # lstsq with ~1000 right-hand sides is slow in LAPACK's gelsd: pseudo-inverse instead
+        solution = np.linalg.pinv(sub) @ design[:, idx].T
     for i, col in enumerate(line_column):
         where = np.flatnonzero(idx == col)
         if where.size:
@@ -873,7 +889,6 @@ def quantify(
             extra=extra,
             mode=templates,
             efficiency=efficiency,
-            detector=None if isinstance(efficiency, str) else efficiency,
         )
 
     result = quantify_intensities(
