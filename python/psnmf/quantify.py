@@ -18,13 +18,25 @@ stack of per-pixel spectra) into compositions. The steps:
      e.g. Pt Mα / Zr Lα (4 eV apart): the element's other families fix its share. With
      ``templates="family"`` every family gets its own column instead, which tolerates wrong
      family ratios (absorption, detector efficiency) but not coincident lines.
-     The background is ``(E0 - E)/E`` (Kramers) times cubic B-splines on knots uniform in
-     log E (``background_knots`` intervals over ``fit_range``), with non-negative
-     coefficients: smooth, positive, steep enough for the detector cut-off below 1 keV and
-     too broad to absorb a peak. A detector scales an element's families differently
-     (window absorption at low energy): ``efficiency`` takes a known efficiency curve, or
-     with ``"auto"`` the curve is read off the fitted continuum (background / Kramers) and
-     kept only if it fits the summed spectrum better than the tabulated ratios.
+     The background is ``(E0 - E)/E`` (Kramers) times the detector efficiency times cubic
+     B-splines on knots uniform in log E (``background_knots`` intervals over ``fit_range``),
+     with non-negative coefficients: the efficiency carries the steep cut-off and the
+     absorption edges of the detector, the splines a smooth correction too broad to absorb a
+     peak.
+
+   Detector efficiency. In exspy's convention a k-factor holds the efficiency at its own
+   line, so Cliff-Lorimer needs no efficiency; but an element's other families (Ti L beside
+   Ti K, Pt M beside Pt L) reach the spectrum scaled by the efficiency ratio to the quantified
+   family, and the continuum under light-element lines has the steps of the window's C, N, O K
+   edges. Both matter most where light-element lines sit (O Kα at 0.525 keV is 18 eV below
+   the polyimide O K edge; V Lα is 14 eV from O Kα). ``efficiency="auto"`` (default) fits the
+   physical model :func:`psnmf.xray.detector_efficiency` -- polyimide window, Al coating, Si
+   dead layer, Si crystal, attenuation from xraydb -- by fitting its four thicknesses to the
+   summed spectrum (lines and continuum together), then uses it for the family ratios and
+   the background. Pass your detector's efficiency curve (a callable) when you know it, in
+   particular for windows of other materials (Si3N4, windowless): it is then used as given.
+   ``efficiency=None`` uses the tabulated family ratios and a Kramers × spline background,
+   right only for spectra without detector absorption (e.g. already efficiency-corrected).
 
 2. Cliff-Lorimer in exspy's convention: weight fractions ``C_i ∝ k_i I_i`` (summing to 1),
    atomic fractions ``∝ C_i / M_i`` with xraydb atomic masses.
@@ -35,7 +47,8 @@ stack of per-pixel spectra) into compositions. The steps:
    point (exspy's ``get_abs_corr_zeta`` factor, with the density given).
 
 4. Uncertainties: both intensity estimators are linear in the counts, ``I = L y`` (for the fit
-   ``L`` is the least-squares solution operator on the non-zero coefficients), so under
+   ``L`` is the least-squares solution operator on the non-zero coefficients and the
+   quantified lines -- a line NNLS clipped to 0 keeps the error of its free estimate), so under
    Poisson statistics ``Cov(I) = L diag(λ) Lᵀ`` with λ the fitted model (fit) or the counts
    (windows). This is propagated to the compositions to first order (delta method), holding the
    absorption factors fixed. For normalised component spectra pass ``counts``: each spectrum is
@@ -698,7 +711,10 @@ def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficie
     intensities = (coef[line_column] / norms[line_column, None]).T
 
     cov = np.zeros((y.shape[0], len(line_column), len(line_column)))
-    patterns, inverse = np.unique(passive.T, axis=0, return_inverse=True)
+    # A line NNLS clipped to 0 is still uncertain: its error is that of the free estimate.
+    free = passive.copy()
+    free[line_column] = True
+    patterns, inverse = np.unique(free.T, axis=0, return_inverse=True)
     for g, pattern in enumerate(patterns):
         rows = np.flatnonzero(inverse.ravel() == g)
         cov[rows] = _linear_covariance(
@@ -795,11 +811,14 @@ def quantify(
         ``"fit"``: elements present in the spectra but not quantified (e.g. a Cu grid); they
         get templates so that their lines are not taken for background or other elements.
     efficiency : "auto", None or callable
-        ``"fit"``: detector efficiency that scales an element's families relative to its
-        quantified one. A callable maps energies (keV, array) to efficiencies and also shapes
-        the background. None uses the tabulated ratios of :mod:`psnmf.xray`. ``"auto"``
-        (default) fits the summed spectrum with None and with the efficiency the fitted
-        continuum reveals (background / Kramers) and keeps the better fit.
+        ``"fit"``: detector efficiency (module docstring, "Detector efficiency"). It scales an
+        element's families relative to its quantified one (whose efficiency is in the
+        k-factor) and shapes the continuum. ``"auto"`` (default): the window/coating/dead
+        layer/crystal model of :func:`psnmf.xray.detector_efficiency` with thicknesses fitted
+        to the summed spectrum (one detector for all spectra). A callable maps energies (keV,
+        array) to efficiencies and is used as given: pass it when you know your detector,
+        and always for detectors the model cannot represent (Si3N4 or no window). None: the
+        tabulated ratios of :mod:`psnmf.xray` and a detector-free continuum.
     background_knots : int
         ``"fit"``: number of background B-spline intervals (knots uniform in log E).
     fit_range : (float, float)
