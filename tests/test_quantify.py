@@ -416,6 +416,18 @@ def test_result_exports():
     assert "Fe_Ka" in table
     assert "Pt_La" in table
     assert f"{result.atomic_percent[0, 0]:.2f}" in table
+    # one row per spectrum, cells apart: the index then "at±sd" and "[wt]" per line
+    for i, row in enumerate(table.splitlines()[2:]):
+        tokens = row.split()
+        assert len(tokens) == 1 + 2 * len(result.lines)
+        assert (
+            tokens[1] == f"{result.atomic_percent[i, 0]:.2f}±{result.atomic_percent_std[i, 0]:.2f}"
+        )
+    # efficiency="auto" reports the detector it fitted, in the repr and in the JSON
+    assert set(data["detector"]) == {"window_um", "coating_um", "dead_layer_um", "crystal_um"}
+    assert "detector fitted" in table
+    windows = quantify(spectra, ENERGY, list(weights), k_factors, method="windows")
+    assert windows.detector is None and "detector" not in json.loads(windows.to_json())
 
 
 def test_result_files(tmp_path):
@@ -444,6 +456,7 @@ def test_result_files(tmp_path):
         ({"energy": ENERGY[:-1]}, ValueError, "does not match"),
         ({"energy": ENERGY[::-1]}, ValueError, "increasing"),
         ({"method": "peaks"}, ValueError, "method"),
+        ({"efficiency": "measured"}, TypeError, "efficiency"),
         ({"counts": [1.0, 2.0]}, ValueError, "counts"),
         ({"absorption": {"thickness": 10}}, ValueError, "absorption"),
         (

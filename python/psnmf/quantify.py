@@ -156,6 +156,10 @@ class QuantificationResult:
         Absorption correction factors (≥ 1) applied to the intensities, if any.
     absorption_iterations : int
         Iterations the absorption correction took (0 without it).
+    detector : dict or None
+        With ``method="fit"`` and ``efficiency="auto"``: the fitted detector thicknesses in
+        µm (``window_um``, ``coating_um``, ``dead_layer_um``, ``crystal_um`` of
+        :func:`psnmf.xray.detector_efficiency`); None otherwise.
     """
 
     lines: tuple[str, ...]
@@ -170,6 +174,7 @@ class QuantificationResult:
     method: str
     absorption_factors: np.ndarray | None = None
     absorption_iterations: int = 0
+    detector: dict | None = None
 
     def to_dict(self) -> dict:
         """Plain-Python dict (lists of floats), as written by :meth:`to_json`."""
@@ -180,6 +185,8 @@ class QuantificationResult:
         if self.absorption_factors is not None:
             out["absorption_factors"] = self.absorption_factors.tolist()
             out["absorption_iterations"] = self.absorption_iterations
+        if self.detector is not None:
+            out["detector"] = dict(self.detector)
         return out
 
     def to_json(self, path=None, **kwargs) -> str:
@@ -217,20 +224,25 @@ class QuantificationResult:
         at = np.atleast_2d(self.atomic_percent)
         sd = np.atleast_2d(self.atomic_percent_std)
         wt = np.atleast_2d(self.weight_percent)
-        width = max(16, *(len(line) + 2 for line in self.lines))
-        head = f"{'spectrum':>8} " + "".join(f"{line:>{width}}" for line in self.lines)
-        rows = [
-            f"QuantificationResult(method={self.method!r}, "
-            f"{at.shape[0]} spectra) — atomic % ± 1σ [weight %]",
-            head,
-        ]
         shown = range(min(at.shape[0], 20))
-        for i in shown:
-            cells = "".join(
-                f"{f'{at[i, j]:.2f}±{sd[i, j]:.2f} [{wt[i, j]:.1f}]':>{width}}"
-                for j in range(at.shape[1])
+        cells = [
+            [f"{at[i, j]:.2f}±{sd[i, j]:.2f} [{wt[i, j]:.1f}]" for j in range(at.shape[1])]
+            for i in shown
+        ]
+        # every column at least two spaces wider than its widest entry
+        width = 2 + max(len(text) for text in [*self.lines, *(c for row in cells for c in row)])
+        title = (
+            f"QuantificationResult(method={self.method!r}, "
+            f"{at.shape[0]} spectra) — atomic % ± 1σ [weight %]"
+        )
+        if self.detector is not None:
+            fitted = ", ".join(
+                f"{k.removesuffix('_um')} {v:.3g}" for k, v in self.detector.items()
             )
-            rows.append(f"{i:>8} " + cells)
+            title += f"; detector fitted (µm): {fitted}"
+        rows = [title, f"{'spectrum':>8}" + "".join(f"{line:>{width}}" for line in self.lines)]
+        for i, row in zip(shown, cells):
+            rows.append(f"{i:>8}" + "".join(f"{cell:>{width}}" for cell in row))
         if at.shape[0] > len(shown):
             rows.append(f"{'...':>8} ({at.shape[0] - len(shown)} more)")
         return "\n".join(rows)
@@ -667,7 +679,7 @@ def _fit_detector(total, parts, energy, fitted, options):
     continuum (Kramers × efficiency × smooth splines) constrain the thicknesses; the absorption
     edges of the window (C, N, O K), coating (Al K) and dead layer (Si K) are steps that no
     smooth background can mimic, so the continuum next to light-element lines is modelled,
-    not guessed. Returns the efficiency as a callable of energy (keV).
+    not guessed. Returns the efficiency as a callable of energy (keV) and the thicknesses.
     """
     from scipy.optimize import least_squares
     from scipy.optimize import nnls as scipy_nnls
@@ -689,11 +701,12 @@ def _fit_detector(total, parts, energy, fitted, options):
     lower = np.array([_DETECTOR_BOUNDS[n][0] for n in names])
     upper = np.array([_DETECTOR_BOUNDS[n][1] for n in names])
     fit = least_squares(residual, x0, bounds=(lower, upper), x_scale=x0, diff_step=1e-4)
-    return efficiency_of(fit.x)
+    return efficiency_of(fit.x), {n: float(v) for n, v in zip(names, fit.x)}
 
 
 def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficiency, **options):
-    """Fitted family areas (n, l) and their Poisson covariance (n, l, l)."""
+    """Fitted family areas (n, l), their Poisson covariance (n, l, l), fitted detector."""
+    detector = None
     fitted = (energy >= fit_range[0]) & (energy <= fit_range[1])
     if fitted.sum() < 2:
         raise ValueError(f"fit_range {fit_range} keV holds fewer than 2 channels")
@@ -702,7 +715,7 @@ def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficie
     )
     if isinstance(efficiency, str):
         # One detector for the whole data set: fitted on the summed spectrum.
-        efficiency = _fit_detector(y.sum(axis=0)[fitted], parts, energy, fitted, options)
+        efficiency, detector = _fit_detector(y.sum(axis=0)[fitted], parts, energy, fitted, options)
     design, norms, line_column = _design(parts, energy, fitted, options, efficiency)
     y = y[:, fitted]
     gram = design.T @ design
@@ -721,7 +734,7 @@ def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficie
             _line_operator(gram, design, pattern, line_column) / norms[line_column, None],
             model[rows],
         )
-    return intensities, cov
+    return intensities, cov, detector
 
 
 def _line_operator(gram, design, pattern, line_column):
@@ -889,6 +902,7 @@ def quantify(
             stacklevel=2,
         )
 
+    detector = None
     if method == "windows":
         offsets = (0.0, 0.0) if background_windows is None else background_windows
         width = 0.0 if background_windows is None else background_window_width
@@ -896,7 +910,7 @@ def quantify(
         intensities = y @ operator.T
         cov = _linear_covariance(operator, y)
     else:
-        intensities, cov = _fit_intensities(
+        intensities, cov, detector = _fit_intensities(
             y,
             energy,
             elements,
@@ -920,6 +934,7 @@ def quantify(
         tol=tol,
         max_iter=max_iter,
     )
+    result = dataclasses.replace(result, detector=detector)
     if not single:
         return result
     squeezed = {name: getattr(result, name)[0] for name in _TABLE_COLUMNS}
