@@ -1,5 +1,7 @@
 """Tests of psnmf.xray against xraydb's tables and independent computations."""
 
+import math
+
 import numpy as np
 import pytest
 import xraydb
@@ -154,3 +156,28 @@ def test_atomic_mass_and_attenuation():
     mix = xray.mass_attenuation({"Fe": 30.0, "Pt": 70.0}, e)
     expected = 0.3 * xraydb.mu_elam("Fe", e * 1000) + 0.7 * xraydb.mu_elam("Pt", e * 1000)
     np.testing.assert_allclose(mix, expected, rtol=1e-12)
+
+
+def test_detector_efficiency_hand_computed():
+    # Transmission of each layer exp(-mu rho t) straight from xraydb, at 0.5 keV (below the
+    # O K edge, 0.543 keV) and 0.56 keV (above): the window's O edge makes a step down.
+    masses = {
+        el: n * xraydb.atomic_mass(el) for el, n in {"C": 22, "H": 10, "N": 2, "O": 5}.items()
+    }
+
+    def hand(energy_kev, window, coating, dead, crystal):
+        ev = 1000 * energy_kev
+        mu_pi = sum(m * xraydb.mu_elam(el, ev) for el, m in masses.items()) / sum(masses.values())
+        rho_al, rho_si = xraydb.atomic_density("Al"), xraydb.atomic_density("Si")
+        mu_al, mu_si = xraydb.mu_elam("Al", ev) * rho_al, xraydb.mu_elam("Si", ev) * rho_si
+        absorbed = mu_pi * 1.42 * window + mu_al * coating + mu_si * dead
+        return math.exp(-absorbed * 1e-4) * (1 - math.exp(-mu_si * crystal * 1e-4))
+
+    thick = {"window_um": 0.5, "coating_um": 0.05, "dead_layer_um": 0.1, "crystal_um": 300.0}
+    for energy in (0.5, 0.56, 3.0, 15.0):
+        expected = hand(energy, *thick.values())
+        assert xray.detector_efficiency(energy, **thick) == pytest.approx(expected, rel=1e-9)
+    assert xray.detector_efficiency(0.54, **thick) > 1.2 * xray.detector_efficiency(0.545, **thick)
+    # Below the threshold nothing is detected; shapes are kept.
+    assert xray.detector_efficiency(0.02) < 1e-5
+    assert xray.detector_efficiency(np.ones((2, 3))).shape == (2, 3)

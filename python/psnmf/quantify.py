@@ -18,13 +18,25 @@ stack of per-pixel spectra) into compositions. The steps:
      e.g. Pt Mα / Zr Lα (4 eV apart): the element's other families fix its share. With
      ``templates="family"`` every family gets its own column instead, which tolerates wrong
      family ratios (absorption, detector efficiency) but not coincident lines.
-     The background is ``(E0 - E)/E`` (Kramers) times cubic B-splines on knots uniform in
-     log E (``background_knots`` intervals over ``fit_range``), with non-negative
-     coefficients: smooth, positive, steep enough for the detector cut-off below 1 keV and
-     too broad to absorb a peak. A detector scales an element's families differently
-     (window absorption at low energy): ``efficiency`` takes a known efficiency curve, or
-     with ``"auto"`` the curve is read off the fitted continuum (background / Kramers) and
-     kept only if it fits the summed spectrum better than the tabulated ratios.
+     The background is ``(E0 - E)/E`` (Kramers) times the detector efficiency times cubic
+     B-splines on knots uniform in log E (``background_knots`` intervals over ``fit_range``),
+     with non-negative coefficients: the efficiency carries the steep cut-off and the
+     absorption edges of the detector, the splines a smooth correction too broad to absorb a
+     peak.
+
+   Detector efficiency. In exspy's convention a k-factor holds the efficiency at its own
+   line, so Cliff-Lorimer needs no efficiency; but an element's other families (Ti L beside
+   Ti K, Pt M beside Pt L) reach the spectrum scaled by the efficiency ratio to the quantified
+   family, and the continuum under light-element lines has the steps of the window's C, N, O K
+   edges. Both matter most where light-element lines sit (O Kα at 0.525 keV is 18 eV below
+   the polyimide O K edge; V Lα is 14 eV from O Kα). ``efficiency="auto"`` (default) fits the
+   physical model :func:`psnmf.xray.detector_efficiency` -- polyimide window, Al coating, Si
+   dead layer, Si crystal, attenuation from xraydb -- by fitting its four thicknesses to the
+   summed spectrum (lines and continuum together), then uses it for the family ratios and
+   the background. Pass your detector's efficiency curve (a callable) when you know it, in
+   particular for windows of other materials (Si3N4, windowless): it is then used as given.
+   ``efficiency=None`` uses the tabulated family ratios and a Kramers × spline background,
+   right only for spectra without detector absorption (e.g. already efficiency-corrected).
 
 2. Cliff-Lorimer in exspy's convention: weight fractions ``C_i ∝ k_i I_i`` (summing to 1),
    atomic fractions ``∝ C_i / M_i`` with xraydb atomic masses.
@@ -35,7 +47,8 @@ stack of per-pixel spectra) into compositions. The steps:
    point (exspy's ``get_abs_corr_zeta`` factor, with the density given).
 
 4. Uncertainties: both intensity estimators are linear in the counts, ``I = L y`` (for the fit
-   ``L`` is the least-squares solution operator on the non-zero coefficients), so under
+   ``L`` is the least-squares solution operator on the non-zero coefficients and the
+   quantified lines -- a line NNLS clipped to 0 keeps the error of its free estimate), so under
    Poisson statistics ``Cov(I) = L diag(λ) Lᵀ`` with λ the fitted model (fit) or the counts
    (windows). This is propagated to the compositions to first order (delta method), holding the
    absorption factors fixed. For normalised component spectra pass ``counts``: each spectrum is
@@ -48,6 +61,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import warnings
@@ -142,6 +156,10 @@ class QuantificationResult:
         Absorption correction factors (≥ 1) applied to the intensities, if any.
     absorption_iterations : int
         Iterations the absorption correction took (0 without it).
+    detector : dict or None
+        With ``method="fit"`` and ``efficiency="auto"``: the fitted detector thicknesses in
+        µm (``window_um``, ``coating_um``, ``dead_layer_um``, ``crystal_um`` of
+        :func:`psnmf.xray.detector_efficiency`); None otherwise.
     """
 
     lines: tuple[str, ...]
@@ -156,6 +174,7 @@ class QuantificationResult:
     method: str
     absorption_factors: np.ndarray | None = None
     absorption_iterations: int = 0
+    detector: dict | None = None
 
     def to_dict(self) -> dict:
         """Plain-Python dict (lists of floats), as written by :meth:`to_json`."""
@@ -166,6 +185,8 @@ class QuantificationResult:
         if self.absorption_factors is not None:
             out["absorption_factors"] = self.absorption_factors.tolist()
             out["absorption_iterations"] = self.absorption_iterations
+        if self.detector is not None:
+            out["detector"] = dict(self.detector)
         return out
 
     def to_json(self, path=None, **kwargs) -> str:
@@ -203,20 +224,25 @@ class QuantificationResult:
         at = np.atleast_2d(self.atomic_percent)
         sd = np.atleast_2d(self.atomic_percent_std)
         wt = np.atleast_2d(self.weight_percent)
-        width = max(16, *(len(line) + 2 for line in self.lines))
-        head = f"{'spectrum':>8} " + "".join(f"{line:>{width}}" for line in self.lines)
-        rows = [
-            f"QuantificationResult(method={self.method!r}, "
-            f"{at.shape[0]} spectra) — atomic % ± 1σ [weight %]",
-            head,
-        ]
         shown = range(min(at.shape[0], 20))
-        for i in shown:
-            cells = "".join(
-                f"{f'{at[i, j]:.2f}±{sd[i, j]:.2f} [{wt[i, j]:.1f}]':>{width}}"
-                for j in range(at.shape[1])
+        cells = [
+            [f"{at[i, j]:.2f}±{sd[i, j]:.2f} [{wt[i, j]:.1f}]" for j in range(at.shape[1])]
+            for i in shown
+        ]
+        # every column at least two spaces wider than its widest entry
+        width = 2 + max(len(text) for text in [*self.lines, *(c for row in cells for c in row)])
+        title = (
+            f"QuantificationResult(method={self.method!r}, "
+            f"{at.shape[0]} spectra) — atomic % ± 1σ [weight %]"
+        )
+        if self.detector is not None:
+            fitted = ", ".join(
+                f"{k.removesuffix('_um')} {v:.3g}" for k, v in self.detector.items()
             )
-            rows.append(f"{i:>8} " + cells)
+            title += f"; detector fitted (µm): {fitted}"
+        rows = [title, f"{'spectrum':>8}" + "".join(f"{line:>{width}}" for line in self.lines)]
+        for i, row in zip(shown, cells):
+            rows.append(f"{i:>8}" + "".join(f"{cell:>{width}}" for cell in row))
         if at.shape[0] > len(shown):
             rows.append(f"{'...':>8} ({at.shape[0] - len(shown)} more)")
         return "\n".join(rows)
@@ -463,15 +489,15 @@ def _background_basis(energy, beam_energy, n_intervals, span=None):
     return np.nan_to_num(splines) * kramers[:, None]
 
 
-def _templates(energy, elements, families, extra, beam_energy, fwhm_mnka, mode, efficiency):
-    """Peak columns (C, p) and, per quantified line, the column holding its family's area.
+def _family_columns(energy, elements, families, extra, beam_energy, fwhm_mnka):
+    """Per element: (quantified?, {family: (peak column (C,), main-line energy)}).
 
-    ``efficiency`` (callable E → relative detection efficiency, or None) scales each family
-    relative to the quantified one, as a detector does (the k-factor holds the quantified
-    family's own efficiency).
+    Each column is the family's sub-lines with the tabulated intensities of
+    :func:`psnmf.xray.element_families`, scaled so that the element's reference family (the
+    quantified one, or the strongest for extra elements) has unit area.
     """
     erange = (energy[0], energy[-1])
-    columns, line_column = [], []
+    out = []
     for el, fam in [*zip(elements, families), *((e, None) for e in extra)]:
         present = xray.element_families(el, beam_energy, erange)
         if fam is not None and fam not in present:
@@ -479,40 +505,51 @@ def _templates(energy, elements, families, extra, beam_energy, fwhm_mnka, mode, 
                 f"line {el}_{fam} is not excited at beam_energy={beam_energy} keV "
                 f"or lies outside the energy axis {erange[0]:.3f}-{erange[1]:.3f} keV"
             )
-        ref_family = fam if fam is not None else max(present, key=present.get, default=None)
-        seen = _family_efficiency(el, present, efficiency)
-        ref = present[ref_family] * seen[ref_family] if present else 1.0
-        peaks = {}
-        for f, intensity in present.items():
-            intensity = intensity * seen[f]
-            e, w = xray.family_lines(el, f, beam_energy)
-            # Scaled so that the quantified family has unit area: its coefficient is I.
-            peaks[f] = xray.gaussian_peaks(energy, e, w * intensity / ref, fwhm_mnka)
-        if not peaks:
+        if not present:
             continue
+        ref = fam if fam is not None else max(present, key=present.get)
+        columns = {}
+        for f, intensity in present.items():
+            e, w = xray.family_lines(el, f, beam_energy)
+            column = xray.gaussian_peaks(energy, e, w * intensity / present[ref], fwhm_mnka)
+            columns[f] = (column, xray.line_energy(f"{el}_{f}"), f == ref)
+        out.append((fam is not None, columns))
+    return out
+
+
+def _assemble_templates(parts, mode, efficiency):
+    """Peak columns (C, p) and, per quantified line, the column holding its family's area.
+
+    ``efficiency`` (callable E → relative detection efficiency, or None) scales each family
+    relative to the element's reference family, as a detector does (the k-factor holds the
+    quantified family's own efficiency).
+    """
+    columns, line_column = [], []
+    for quantified, fams in parts:
+        seen = _family_efficiency([e for _, e, _ in fams.values()], efficiency)
+        ref = next(s for s, (_, _, is_ref) in zip(seen, fams.values()) if is_ref)
+        peaks = [col * (s / ref) for s, (col, _, _) in zip(seen, fams.values())]
         if mode == "element":
-            if fam is not None:
+            if quantified:
                 line_column.append(len(columns))
-            columns.append(sum(peaks.values()))
+            columns.append(sum(peaks))
         else:
-            for f, column in peaks.items():
-                if f == fam:
+            for peak, (_, _, is_ref) in zip(peaks, fams.values()):
+                if quantified and is_ref:
                     line_column.append(len(columns))
-                columns.append(column)
+                columns.append(peak)
     return np.column_stack(columns), np.array(line_column)
 
 
-def _family_efficiency(element, present, efficiency):
+def _family_efficiency(line_energies, efficiency):
     """Relative efficiency at each family's main line (1 without an efficiency)."""
-    if efficiency is None or not present:
-        return dict.fromkeys(present, 1.0)
-    values = np.asarray(
-        efficiency(np.array([xray.line_energy(f"{element}_{f}") for f in present]))
-    )
+    if efficiency is None:
+        return np.ones(len(line_energies))
+    values = np.asarray(efficiency(np.asarray(line_energies, dtype=float)), dtype=float)
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        # An estimate that vanishes at a line carries no information there: ignore it.
-        return dict.fromkeys(present, 1.0)
-    return dict(zip(present, values))
+        # A curve that vanishes at a line carries no information there: ignore it.
+        return np.ones(len(line_energies))
+    return values
 
 
 def _solve_passive(gram, rhs, passive):
@@ -595,56 +632,91 @@ def nnls_batched(gram, rhs, max_iter=None):
     return x, passive
 
 
-def _design(energy, fitted, elements, families, extra, options, efficiency):
-    """Unit-norm design matrix on the fitted channels, column norms, line columns, splines."""
-    peaks, line_column = _templates(
-        energy,
-        elements,
-        families,
-        extra,
-        options["beam_energy"],
-        options["fwhm_mnka"],
-        options["mode"],
-        efficiency,
-    )
+def _design(parts, energy, fitted, options, efficiency, splines=None):
+    """Unit-norm design matrix on the fitted channels, column norms, line columns.
+
+    ``efficiency`` scales each element's families and shapes the continuum: the background
+    columns are Kramers × B-splines × efficiency, so the splines only absorb what the
+    efficiency and Kramers' law leave (a smooth correction, not the detector's edges).
+    """
+    peaks, line_column = _assemble_templates(parts, options["mode"], efficiency)
     # Templates are built on the whole axis (so a peak cut by the range keeps its scale),
     # then every column is restricted to the fitted channels.
     e_fit = energy[fitted]
-    splines = _background_basis(e_fit, options["beam_energy"], options["knots"])
-    if options["detector"] is not None:
-        # A known detector shapes the continuum too: the splines then only absorb the rest.
-        splines = splines * np.asarray(options["detector"](e_fit), dtype=float)[:, None]
+    if splines is None:
+        splines = _background_basis(e_fit, options["beam_energy"], options["knots"])
+    if efficiency is not None:
+        splines = splines * np.asarray(efficiency(e_fit), dtype=float)[:, None]
     design = np.column_stack([peaks[fitted], splines])
     norms = np.linalg.norm(design, axis=0)
     norms[norms == 0] = 1.0  # an empty column stays 0 and is never selected by NNLS
-    return design / norms, norms, line_column, peaks.shape[1]
+    return design / norms, norms, line_column
 
 
-def _continuum_efficiency(energy_fit, coef, norms, n_peaks, beam_energy, knots):
-    """Relative efficiency estimated from a fitted background: background / Kramers."""
-    weights = coef[n_peaks:] / norms[n_peaks:]
+# Detector parameters fitted by efficiency="auto": start (a typical polymer-window SDD) and
+# bounds in µm. The crystal's upper bound makes it ~fully absorbing up to 20 keV.
+_DETECTOR_START = {
+    "window_um": 0.3,
+    "coating_um": 0.03,
+    "dead_layer_um": 0.03,
+    "crystal_um": 450.0,
+}
+_DETECTOR_BOUNDS = {
+    "window_um": (0.0, 5.0),
+    "coating_um": (0.0, 0.5),
+    "dead_layer_um": (0.0, 1.0),
+    "crystal_um": (20.0, 5000.0),
+}
 
-    def efficiency(e):
-        e = np.atleast_1d(np.asarray(e, dtype=float))
-        inside = np.clip(e, energy_fit[0], energy_fit[-1])
-        span = (energy_fit[0], energy_fit[-1])
-        splines = _background_basis(inside, beam_energy, knots, span)
-        kramers = (beam_energy - inside) / inside
-        return (splines @ weights) / kramers
 
-    return efficiency
+def _fit_detector(total, parts, energy, fitted, options):
+    """``efficiency="auto"``: the detector curve that best explains the summed spectrum.
+
+    The efficiency is :func:`psnmf.xray.detector_efficiency` (polyimide window, Al coating,
+    Si dead layer, Si crystal; xraydb attenuation), its four thicknesses fitted by
+    non-linear least squares; for each trial the lines and background are solved by NNLS
+    (variable projection). Both the ratio of an element's families (e.g. Ti L to Ti K) and the
+    continuum (Kramers × efficiency × smooth splines) constrain the thicknesses; the absorption
+    edges of the window (C, N, O K), coating (Al K) and dead layer (Si K) are steps that no
+    smooth background can mimic, so the continuum next to light-element lines is modelled,
+    not guessed. Returns the efficiency as a callable of energy (keV) and the thicknesses.
+    """
+    from scipy.optimize import least_squares
+    from scipy.optimize import nnls as scipy_nnls
+
+    names = tuple(_DETECTOR_START)
+    splines = _background_basis(energy[fitted], options["beam_energy"], options["knots"])
+    scale = max(float(np.abs(total).max()), np.finfo(float).tiny)
+    target = total / scale
+
+    def efficiency_of(theta):
+        return functools.partial(xray.detector_efficiency, **dict(zip(names, theta)))
+
+    def residual(theta):
+        design, _, _ = _design(parts, energy, fitted, options, efficiency_of(theta), splines)
+        coef = scipy_nnls(design, target, maxiter=50 * design.shape[1])[0]
+        return design @ coef - target
+
+    x0 = np.array([_DETECTOR_START[n] for n in names])
+    lower = np.array([_DETECTOR_BOUNDS[n][0] for n in names])
+    upper = np.array([_DETECTOR_BOUNDS[n][1] for n in names])
+    fit = least_squares(residual, x0, bounds=(lower, upper), x_scale=x0, diff_step=1e-4)
+    return efficiency_of(fit.x), {n: float(v) for n, v in zip(names, fit.x)}
 
 
 def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficiency, **options):
-    """Fitted family areas (n, l) and their Poisson covariance (n, l, l)."""
+    """Fitted family areas (n, l), their Poisson covariance (n, l, l), fitted detector."""
+    detector = None
     fitted = (energy >= fit_range[0]) & (energy <= fit_range[1])
     if fitted.sum() < 2:
         raise ValueError(f"fit_range {fit_range} keV holds fewer than 2 channels")
-    if isinstance(efficiency, str):
-        efficiency = _choose_efficiency(y, energy, fitted, elements, families, extra, options)
-    design, norms, line_column, _ = _design(
-        energy, fitted, elements, families, extra, options, efficiency
+    parts = _family_columns(
+        energy, elements, families, extra, options["beam_energy"], options["fwhm_mnka"]
     )
+    if isinstance(efficiency, str):
+        # One detector for the whole data set: fitted on the summed spectrum.
+        efficiency, detector = _fit_detector(y.sum(axis=0)[fitted], parts, energy, fitted, options)
+    design, norms, line_column = _design(parts, energy, fitted, options, efficiency)
     y = y[:, fitted]
     gram = design.T @ design
     coef, passive = nnls_batched(gram, design.T @ y.T)
@@ -652,49 +724,17 @@ def _fit_intensities(y, energy, elements, families, *, fit_range, extra, efficie
     intensities = (coef[line_column] / norms[line_column, None]).T
 
     cov = np.zeros((y.shape[0], len(line_column), len(line_column)))
-    patterns, inverse = np.unique(passive.T, axis=0, return_inverse=True)
+    # A line NNLS clipped to 0 is still uncertain: its error is that of the free estimate.
+    free = passive.copy()
+    free[line_column] = True
+    patterns, inverse = np.unique(free.T, axis=0, return_inverse=True)
     for g, pattern in enumerate(patterns):
         rows = np.flatnonzero(inverse.ravel() == g)
         cov[rows] = _linear_covariance(
             _line_operator(gram, design, pattern, line_column) / norms[line_column, None],
             model[rows],
         )
-    return intensities, cov
-
-
-def _choose_efficiency(y, energy, fitted, elements, families, extra, options, rounds=2):
-    """``efficiency="auto"``: no efficiency, or the one the continuum reveals, by residual.
-
-    The total spectrum of all spectra is fitted (one detector for the whole data set). The
-    relative efficiency ``background / Kramers`` is first read from a fit with one free
-    column per family (whose background is not distorted by wrong family ratios), then
-    refined by a few element-template fits. Among None and these estimates the element
-    fit with the smallest residual wins: spectra whose continuum and lines saw the same
-    detector pick an estimate, spectra with the tabulated line ratios keep None.
-    """
-    total = y.sum(axis=0)[fitted]
-    e_fit = energy[fitted]
-
-    def fit(efficiency, mode):
-        design, norms, _, n_peaks = _design(
-            energy, fitted, elements, families, extra, {**options, "mode": mode}, efficiency
-        )
-        coef, _ = nnls_batched(design.T @ design, (design.T @ total)[:, None])
-        residual = float(np.linalg.norm(design @ coef[:, 0] - total))
-        estimate = _continuum_efficiency(
-            e_fit, coef[:, 0], norms, n_peaks, options["beam_energy"], options["knots"]
-        )
-        return residual, estimate
-
-    best_residual, _ = fit(None, options["mode"])
-    best = None
-    _, estimate = fit(None, "family")
-    for _ in range(rounds + 1):
-        residual, next_estimate = fit(estimate, options["mode"])
-        if residual < best_residual:
-            best_residual, best = residual, estimate
-        estimate = next_estimate
-    return best
+    return intensities, cov, detector
 
 
 def _line_operator(gram, design, pattern, line_column):
@@ -703,7 +743,12 @@ def _line_operator(gram, design, pattern, line_column):
     op = np.zeros((len(line_column), design.shape[0]))
     if idx.size == 0:
         return op
-    solution = np.linalg.lstsq(gram[np.ix_(idx, idx)], design[:, idx].T, rcond=None)[0]
+    sub = gram[np.ix_(idx, idx)]
+    try:
+        solution = np.linalg.solve(sub, design[:, idx].T)
+    except np.linalg.LinAlgError:
+        # lstsq with ~1000 right-hand sides is slow in LAPACK's gelsd: pseudo-inverse instead
+        solution = np.linalg.pinv(sub) @ design[:, idx].T
     for i, col in enumerate(line_column):
         where = np.flatnonzero(idx == col)
         if where.size:
@@ -779,11 +824,14 @@ def quantify(
         ``"fit"``: elements present in the spectra but not quantified (e.g. a Cu grid); they
         get templates so that their lines are not taken for background or other elements.
     efficiency : "auto", None or callable
-        ``"fit"``: detector efficiency that scales an element's families relative to its
-        quantified one. A callable maps energies (keV, array) to efficiencies and also shapes
-        the background. None uses the tabulated ratios of :mod:`psnmf.xray`. ``"auto"``
-        (default) fits the summed spectrum with None and with the efficiency the fitted
-        continuum reveals (background / Kramers) and keeps the better fit.
+        ``"fit"``: detector efficiency (module docstring, "Detector efficiency"). It scales an
+        element's families relative to its quantified one (whose efficiency is in the
+        k-factor) and shapes the continuum. ``"auto"`` (default): the window/coating/dead
+        layer/crystal model of :func:`psnmf.xray.detector_efficiency` with thicknesses fitted
+        to the summed spectrum (one detector for all spectra). A callable maps energies (keV,
+        array) to efficiencies and is used as given: pass it when you know your detector,
+        and always for detectors the model cannot represent (Si3N4 or no window). None: the
+        tabulated ratios of :mod:`psnmf.xray` and a detector-free continuum.
     background_knots : int
         ``"fit"``: number of background B-spline intervals (knots uniform in log E).
     fit_range : (float, float)
@@ -854,6 +902,7 @@ def quantify(
             stacklevel=2,
         )
 
+    detector = None
     if method == "windows":
         offsets = (0.0, 0.0) if background_windows is None else background_windows
         width = 0.0 if background_windows is None else background_window_width
@@ -861,7 +910,7 @@ def quantify(
         intensities = y @ operator.T
         cov = _linear_covariance(operator, y)
     else:
-        intensities, cov = _fit_intensities(
+        intensities, cov, detector = _fit_intensities(
             y,
             energy,
             elements,
@@ -873,7 +922,6 @@ def quantify(
             extra=extra,
             mode=templates,
             efficiency=efficiency,
-            detector=None if isinstance(efficiency, str) else efficiency,
         )
 
     result = quantify_intensities(
@@ -886,6 +934,7 @@ def quantify(
         tol=tol,
         max_iter=max_iter,
     )
+    result = dataclasses.replace(result, detector=detector)
     if not single:
         return result
     squeezed = {name: getattr(result, name)[0] for name in _TABLE_COLUMNS}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 
 import numpy as np
 import xraydb
@@ -41,6 +42,8 @@ __all__ = [
     "MNKA_ENERGY_KEV",
     "atomic_mass",
     "atomic_number",
+    "detector_efficiency",
+    "detector_layer_attenuation",
     "element_families",
     "element_lines",
     "family_lines",
@@ -398,3 +401,89 @@ def mass_attenuation(element_or_dict, energy_keV) -> np.ndarray:
         raise ValueError("composition weight fractions must be non-negative with a positive sum")
     fractions = fractions / fractions.sum()
     return sum(f * mass_attenuation(el, energy) for el, f in zip(element_or_dict, fractions))
+
+
+# --------------------------------------------------------------------------- detector
+
+# The layers of a silicon drift detector that X-rays cross, in order: a polyimide window
+# (C22H10N2O5, 1.42 g/cm³), an Al light-blocking coating, the Si dead layer, the Si crystal.
+DETECTOR_LAYERS = ("window", "coating", "dead_layer", "crystal")
+_POLYIMIDE = {"C": 22, "H": 10, "N": 2, "O": 5}
+_POLYIMIDE_DENSITY = 1.42
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_attenuation_cached(energy_bytes: bytes) -> np.ndarray:
+    energy_eV = np.frombuffer(energy_bytes, dtype=float) * 1000.0
+
+    def mu(element):  # vectorised Elam table; it warns below 100 eV, where absorption is total
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(xraydb.mu_elam(element, energy_eV), dtype=float)
+
+    masses = {el: n * atomic_mass(el) for el, n in _POLYIMIDE.items()}
+    total = sum(masses.values())
+    polyimide = sum(m / total * mu(el) for el, m in masses.items()) * _POLYIMIDE_DENSITY
+    aluminium = mu("Al") * float(xraydb.atomic_density("Al"))
+    silicon = mu("Si") * float(xraydb.atomic_density("Si"))
+    out = np.stack([polyimide, aluminium, silicon, silicon]) * 1e-4  # 1/cm -> 1/µm
+    out.setflags(write=False)
+    return out
+
+
+def detector_layer_attenuation(energy_keV) -> np.ndarray:
+    """Linear attenuation coefficients of the detector layers, in 1/µm.
+
+    Parameters
+    ----------
+    energy_keV : array_like
+        Photon energies in keV.
+
+    Returns
+    -------
+    ndarray (4, *energy_keV.shape)
+        ``mu/rho * rho`` (xraydb ``mu_elam``, total) of the window (polyimide, 1.42 g/cm³), the
+        coating (Al), the dead layer and the crystal (Si), in the order of ``DETECTOR_LAYERS``.
+    """
+    energy = np.asarray(energy_keV, dtype=float)
+    flat = _layer_attenuation_cached(np.ascontiguousarray(energy.ravel()).tobytes())
+    return flat.reshape((len(DETECTOR_LAYERS), *energy.shape))
+
+
+def detector_efficiency(
+    energy_keV,
+    window_um: float = 0.3,
+    coating_um: float = 0.03,
+    dead_layer_um: float = 0.03,
+    crystal_um: float = 450.0,
+    threshold_keV: float = 0.1,
+    threshold_width_keV: float = 0.02,
+) -> np.ndarray:
+    """Detection probability of a silicon drift detector (window, coating, dead layer, crystal).
+
+    ``eff(E) = exp(-Σ mu_l t_l) (1 - exp(-mu_Si t_crystal)) S(E)`` over the window, coating and
+    dead layer (:func:`detector_layer_attenuation`), times the share the crystal absorbs, times
+    ``S(E) = (1 + erf((E - threshold) / (sqrt(2) threshold_width))) / 2``, the electronic noise
+    threshold that cuts the spectrum below ~0.1 keV. The absorption edges of the layers (C, N,
+    O K in the window, Al K, Si K) make steps in the curve.
+
+    Parameters
+    ----------
+    energy_keV : array_like
+        Photon energies in keV.
+    window_um, coating_um, dead_layer_um, crystal_um : float
+        Layer thicknesses in µm (>= 0).
+    threshold_keV, threshold_width_keV : float
+        Low-energy threshold and its width in keV.
+
+    Returns
+    -------
+    ndarray
+        Efficiency in [0, 1], shape of ``energy_keV``.
+    """
+    energy = np.asarray(energy_keV, dtype=float)
+    mu = detector_layer_attenuation(energy)
+    absorbed = mu[0] * window_um + mu[1] * coating_um + mu[2] * dead_layer_um
+    eff = np.exp(-absorbed) * -np.expm1(-mu[3] * crystal_um)
+    z = (energy - threshold_keV) / (np.sqrt(2.0) * threshold_width_keV)
+    return eff * 0.5 * (1.0 + erf(z))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import warnings
-from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import xraydb
 
 from .. import xray
 
@@ -67,25 +64,6 @@ def axis_range(energy: np.ndarray) -> tuple[float, float]:
     return float(edges[0]), float(edges[-1])
 
 
-def _mu(element: str, energy_keV: np.ndarray) -> np.ndarray:
-    # xray.mass_attenuation evaluates xraydb point by point (cached); a detector curve needs
-    # ~1000 energies per element at once, which xraydb's vectorised mu_elam does in ms.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Elam tables warn below 100 eV; absorption is total
-        return np.asarray(xraydb.mu_elam(element, np.asarray(energy_keV) * 1000.0), float)
-
-
-def _transmission(weight_fractions: Mapping[str, float], density, thickness_um, energy):
-    mu = sum(f * _mu(el, energy) for el, f in weight_fractions.items())
-    return np.exp(-mu * density * thickness_um * 1e-4)
-
-
-def _weight_fractions_of_formula(formula: Mapping[str, float]) -> dict[str, float]:
-    mass = {el: n * xray.atomic_mass(el) for el, n in formula.items()}
-    total = sum(mass.values())
-    return {el: m / total for el, m in mass.items()}
-
-
 @dataclass(frozen=True)
 class Detector:
     """A silicon drift detector's efficiency: window, contact, dead layer, crystal.
@@ -93,9 +71,10 @@ class Detector:
     ``efficiency(E) = T_window T_Al T_dead (1 - exp(-mu_Si rho_Si t_crystal)) S(E)``, each
     ``T = exp(-mu rho t)`` with mass attenuation from xraydb: a polyimide (C22H10N2O5, 1.42
     g/cm³) window, an Al light-blocking coating, a Si dead layer; the crystal absorbs what is
-    detected. ``S(E) = (1 + erf((E - threshold) / (sqrt(2) * threshold_width))) / 2`` models
-    the electronic noise threshold that cuts the spectrum below ~0.1 keV (otherwise the
-    Kramers 1/E rise would dominate there).
+    detected (:func:`psnmf.xray.detector_efficiency`, the model ``psnmf.quantify`` fits with
+    ``efficiency="auto"``). ``S(E) = (1 + erf((E - threshold) / (sqrt(2) * threshold_width)))
+    / 2`` models the electronic noise threshold that cuts the spectrum below ~0.1 keV
+    (otherwise the Kramers 1/E rise would dominate there).
 
     Parameters
     ----------
@@ -114,23 +93,4 @@ class Detector:
 
     def efficiency(self, energy_keV) -> np.ndarray:
         """Detection probability of a photon of energy ``energy_keV`` (array_like, keV)."""
-        energy = np.asarray(energy_keV, dtype=float)
-        flat = _efficiency_cached(self, energy.ravel().tobytes())
-        return flat.reshape(energy.shape)
-
-
-@functools.lru_cache(maxsize=64)
-def _efficiency_cached(det: Detector, energy_bytes: bytes) -> np.ndarray:
-    from scipy.special import erf
-
-    energy = np.frombuffer(energy_bytes, dtype=float)
-    polyimide = _weight_fractions_of_formula({"C": 22, "H": 10, "N": 2, "O": 5})
-    rho_al, rho_si = xraydb.atomic_density("Al"), xraydb.atomic_density("Si")
-    eff = _transmission(polyimide, 1.42, det.window_um, energy)
-    eff = eff * _transmission({"Al": 1.0}, rho_al, det.coating_um, energy)
-    eff = eff * _transmission({"Si": 1.0}, rho_si, det.dead_layer_um, energy)
-    eff = eff * (1.0 - _transmission({"Si": 1.0}, rho_si, det.crystal_um, energy))
-    z = (energy - det.threshold_keV) / (np.sqrt(2.0) * det.threshold_width_keV)
-    eff = eff * 0.5 * (1.0 + erf(z))
-    eff.setflags(write=False)
-    return eff
+        return xray.detector_efficiency(energy_keV, **dataclasses.asdict(self))
