@@ -147,6 +147,10 @@ def _resolve_k_factors(lines, given, notes) -> dict[str, float]:
     return {line: given[line] if line in given else default_k_factor(line) for line in lines}
 
 
+def _optional(value, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
+
+
 def _bin_option(text: str):
     if text == "auto":
         return "auto"
@@ -254,8 +258,8 @@ def run_file(args) -> int:
             "channels": n_channels,
             "energy (keV)": f"{dataset.energy[0]:.3f} - {dataset.energy[-1]:.3f}",
             "counts": f"{float(counts.sum()):.4g}",
-            "take-off angle (deg)": dataset.take_off_angle,
-            "live time (s)": dataset.live_time,
+            "take-off angle (deg)": _optional(dataset.take_off_angle, "{:.2f}"),
+            "live time (s)": _optional(dataset.live_time, "{:.4g}"),
             "elements (file)": ", ".join(dataset.elements) or "-",
         }
         report.write_report(
