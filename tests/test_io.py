@@ -94,6 +94,14 @@ def test_load_rejects_a_spectrum_without_energy_units(tmp_path, data):
         io.load(path)
 
 
+def test_load_rejects_an_eels_spectrum(tmp_path, data):
+    signal = edx_files.edx_signal(data)
+    signal["metadata"]["Signal"]["signal_type"] = "EELS"  # an energy axis in eV, but not EDX
+    path = edx_files.write(tmp_path / "eels.hspy", signal, "hspy")
+    with pytest.raises(ValueError, match="no EDX spectrum image.*EELS"):
+        io.load(path)
+
+
 def test_load_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         io.load(tmp_path / "missing.hspy")

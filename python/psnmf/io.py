@@ -179,9 +179,9 @@ def _energy_axis(axis: dict, n_channels: int) -> np.ndarray:
 
 
 def _is_edx(signal: dict) -> bool:
-    signal_type = str(_get(signal["metadata"], "Signal.signal_type") or "")
-    if signal_type.upper().startswith("EDS"):
-        return True
+    signal_type = str(_get(signal["metadata"], "Signal.signal_type") or "").upper()
+    if signal_type:  # typed: EDS_TEM, EDS_SEM, EDS; not EELS, CL, ...
+        return signal_type.startswith("EDS")
     spectral = [a for a in signal["axes"] if not a.get("navigate", False)]
     energy_units = str(spectral[-1].get("units") or "").lower() if spectral else ""
     return len(spectral) == 1 and energy_units in _ENERGY_UNITS
