@@ -29,12 +29,17 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
+from . import pipeline
 from .binning import bin_spatial
 from .denoise import poisson_weights
 from .nmf import PoissonNMF
-from .pipeline import auto_bin_factor
 
 __all__ = ["ScanResult", "heldout_loss", "scan", "scree"]
+
+
+def _psnmf_auto_bin(mean_counts: float, image_shape, n_components: int) -> int:
+    """The bin factor of PSNMF's ``bin_factor="auto"`` rule (the one place scan depends on it)."""
+    return int(pipeline.auto_bin_factor(mean_counts, image_shape, n_components))
 
 
 @dataclass
@@ -176,7 +181,7 @@ def scan(cube, *, kmax=8, tolerance=0.0, seed=0, n_threads=None, progress=None) 
     ny, nx, _ = cube.shape
     mean_counts = float(cube.sum(dtype=np.float64)) / (ny * nx)
     # bin as PSNMF would for the largest k: enough counts, enough pixels for kmax
-    scan_factor = auto_bin_factor(mean_counts, (ny, nx), kmax)
+    scan_factor = _psnmf_auto_bin(mean_counts, (ny, nx), kmax)
     binned = bin_spatial(cube, scan_factor) if scan_factor > 1 else cube
     matrix = binned.reshape(-1, binned.shape[-1])
     kmax = int(min(kmax, matrix.shape[0] // 2, matrix.shape[1]))
@@ -194,5 +199,5 @@ def scan(cube, *, kmax=8, tolerance=0.0, seed=0, n_threads=None, progress=None) 
         k_scree=k_scree,
         k_heldout=k_heldout,
         scan_bin_factor=int(scan_factor),
-        bin_factor=int(auto_bin_factor(mean_counts, (ny, nx), k_heldout)),
+        bin_factor=_psnmf_auto_bin(mean_counts, (ny, nx), k_heldout),
     )
