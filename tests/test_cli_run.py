@@ -169,3 +169,18 @@ def test_progress_bar_shows_after_a_second_unless_quiet(capsys):
         pass
     err = capsys.readouterr().err
     assert "quiet step" not in err and "fast step" not in err
+
+
+def test_scree_noise_edge_separates_signal_from_poisson_noise():
+    from psnmf.scan import scree
+
+    rng = np.random.default_rng(3)
+    pixel_dose = rng.uniform(50, 150, 400)
+    spectrum_a, spectrum_b = rng.dirichlet(np.ones(256)), rng.dirichlet(np.ones(256))
+    one_phase = rng.poisson(np.outer(pixel_dose, spectrum_a))
+    singular, edge = scree(one_phase, 5)
+    assert singular[0] > edge > singular[1]  # rank 1 + noise: one value above the edge
+    share = rng.uniform(0, 1, 400)[:, None]
+    two_phases = rng.poisson(pixel_dose[:, None] * (share * spectrum_a + (1 - share) * spectrum_b))
+    singular, edge = scree(two_phases, 5)
+    assert singular[1] > edge > singular[2]
