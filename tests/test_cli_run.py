@@ -184,3 +184,26 @@ def test_scree_noise_edge_separates_signal_from_poisson_noise():
     two_phases = rng.poisson(pixel_dose[:, None] * (share * spectrum_a + (1 - share) * spectrum_b))
     singular, edge = scree(two_phases, 5)
     assert singular[1] > edge > singular[2]
+
+
+def test_lines_and_k_factors_default_from_the_file_with_a_note(data):
+    from argparse import Namespace
+
+    from psnmf import cli
+    from psnmf.simulate import default_k_factor
+
+    dataset = Namespace(energy=data.energy, elements=("O", "Fe", "Xe"))
+    notes = []
+    args = Namespace(lines=None, elements=None)
+    # the file's elements, each on its default line (Ka up to Ge, then La)
+    lines = cli._resolve_lines(args, dataset, 200.0, notes)
+    assert lines == ["O_Ka", "Fe_Ka", "Xe_La"]
+    factors = cli._resolve_k_factors(lines, {"Fe_Ka": 1.25}, notes)
+    assert factors == {
+        "O_Ka": default_k_factor("O_Ka"),
+        "Fe_Ka": 1.25,
+        "Xe_La": default_k_factor("Xe_La"),
+    }
+    assert any("O_Ka, Xe_La" in note and "not measured" in note for note in notes)
+    with pytest.raises(ValueError, match="not quantified"):
+        cli._resolve_k_factors(lines, {"Pt_La": 2.0}, notes)
