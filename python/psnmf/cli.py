@@ -340,8 +340,15 @@ def main(argv=None) -> int:
     run.add_argument("-k", type=int, required=True, help="number of phases")
     run.add_argument("--bin", type=_bin_option, default="auto", help="'auto' or a factor")
     run.add_argument("--lines", help="lines to quantify, e.g. Fe_Ka,Pt_La")
-    run.add_argument("--elements", help="elements to quantify (default lines), e.g. Fe,Pt")
-    run.add_argument("--kfactors", help="Cliff-Lorimer k-factors, e.g. Fe_Ka=1.0,Pt_La=1.9")
+    run.add_argument(
+        "--elements",
+        help="elements to quantify on their default lines, e.g. Fe,Pt (default: the file's)",
+    )
+    run.add_argument(
+        "--kfactors",
+        help="Cliff-Lorimer k-factors, e.g. Fe_Ka=1.0,Pt_La=1.9; lines without one get "
+        "psnmf's theoretical k-factors (Si Ka = 1), with a warning",
+    )
     run.add_argument("--out", type=Path, required=True, help="output directory")
 
     scan = commands.add_parser("scan", help="suggest the number of phases and the bin factor")
