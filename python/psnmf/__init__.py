@@ -8,6 +8,7 @@ from . import metrics, simulate
 from ._cmake import get_cmake_dir, get_include
 from .binning import bin_spatial
 from .denoise import denoise_pca
+from .io import load
 from .nmf import PoissonNMF
 from .pipeline import PSNMF
 from .quantify import quantify
@@ -21,6 +22,7 @@ __all__ = [
     "denoise_pca",
     "get_cmake_dir",
     "get_include",
+    "load",
     "metrics",
     "quantify",
     "simulate",
