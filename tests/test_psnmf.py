@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from psnmf import PSNMF, bin_spatial
+from psnmf.bin_selection import split_counts
 
 from reference import spectral_angles_deg
 
@@ -80,10 +81,81 @@ def test_sparse_unfolded_input_equals_cube_input(low_dose_cube):
     assert np.array_equal(from_sparse.maps_, from_cube.maps_)
 
 
-def test_auto_bin_factor_bins_low_dose_and_not_high_dose(low_dose_cube):
+def pixel_mosaic(counts_per_pixel, seed=5):
+    """Each pixel one of three phases at random: any binning mixes them evenly."""
+    rng = np.random.default_rng(seed)
+    ny, nx, n_channels = 48, 48, 128
+    channels = np.arange(n_channels)
+    spectra = np.full((3, n_channels), 0.3 / n_channels)
+    for q, centre in enumerate((30, 64, 98)):
+        spectra[q] += np.exp(-0.5 * ((channels - centre) / 2.0) ** 2)
+    spectra /= spectra.sum(axis=1, keepdims=True)
+    phase = rng.integers(0, 3, size=(ny, nx))
+    maps = counts_per_pixel * (phase[None] == np.arange(3)[:, None, None])
+    return rng.poisson(np.einsum("kyx,kc->yxc", maps, spectra)).astype(np.uint16)
+
+
+def test_auto_bin_factor_bins_smooth_low_dose_data(low_dose_cube):
+    cube, _, spectra = low_dose_cube
+    model = fit(cube)
+    selection = model.bin_selection_
+    assert model.bin_factor_[0] > 1
+    assert selection.factor == model.bin_factor_[0]
+    # the chosen factor is the best held-out candidate, mapped to the full dose
+    best = selection.candidates[int(np.argmin(selection.heldout_deviance))]
+    assert selection.factor == max(1, round(best / np.sqrt(2)))
+    assert (
+        selection.heldout_deviance[selection.candidates.index(1)]
+        > selection.heldout_deviance.min()
+    )
+    assert spectral_angles_deg(spectra, model.spectra_).max() < 5.0
+
+
+def test_auto_bin_factor_chooses_no_binning_when_bins_mix_every_phase():
+    model = fit(pixel_mosaic(400.0))
+    assert model.bin_factor_ == (1, 1)
+    deviance = dict(zip(model.bin_selection_.candidates, model.bin_selection_.heldout_deviance))
+    assert deviance[1] < deviance[4]
+
+
+def test_split_counts_gives_two_poisson_halves_that_sum_to_the_counts():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(3.0, size=(400, 50)).astype(np.uint16)
+    half_a, half_b = split_counts(counts, np.random.RandomState(1))
+    np.testing.assert_array_equal((half_a + half_b).toarray(), counts)
+    assert not np.shares_memory(half_a.indices, half_b.indices)
+    for half in (half_a, half_b):
+        values = half.toarray()
+        # Poisson with mean 1.5: mean and variance agree
+        assert values.mean() == pytest.approx(1.5, rel=0.03)
+        assert values.var() == pytest.approx(1.5, rel=0.06)
+    # independent halves: no correlation between them
+    corr = np.corrcoef(half_a.toarray().ravel(), half_b.toarray().ravel())[0, 1]
+    assert abs(corr) < 0.03
+
+
+def test_restarts_keep_the_lowest_binned_loss(low_dose_cube):
     cube, _, _ = low_dose_cube
-    assert fit(cube).bin_factor_[0] > 1
-    assert fit(cube.astype(np.uint32) * 50, max_iter_binned=50).bin_factor_ == (1, 1)
+    model = fit(cube, bin_factor=4, n_init=3)
+    losses = model.binned_.restart_losses
+    assert losses.shape == (3,)
+    assert model.binned_.loss_history[-1] == pytest.approx(losses.min(), rel=1e-12)
+    single = fit(cube, bin_factor=4, n_init=1)
+    assert model.binned_.loss_history[-1] <= single.binned_.loss_history[-1] * (1 + 1e-12)
+
+
+def test_refinement_updates_spectra_at_full_resolution(low_dose_cube):
+    cube, _, _ = low_dose_cube
+    plain = fit(cube, bin_factor=4)
+    refined = fit(cube, bin_factor=4, refine_iter=20)
+    assert plain.n_iter_["refine"] == 0 and plain.loss_history_["refine"].size == 0
+    history = refined.loss_history_["refine"]
+    assert refined.n_iter_["refine"] == history.size - 1 > 0
+    # refinement starts where stage 2 ended and never increases the loss
+    assert history[0] == pytest.approx(refined.loss_history_["full"][-1], rel=1e-12)
+    assert np.all(np.diff(history) <= 1e-12 * history[:-1])
+    np.testing.assert_allclose(refined.spectra_.sum(axis=1), 1.0, rtol=1e-12)
+    assert not np.array_equal(refined.spectra_, plain.spectra_)
 
 
 def test_bad_input(low_dose_cube):
@@ -94,3 +166,7 @@ def test_bad_input(low_dose_cube):
         PSNMF(3, bin_factor=100).fit(cube)
     with pytest.raises(ValueError, match="3-D"):
         PSNMF(3).fit(cube[0, 0])
+    with pytest.raises(ValueError, match="n_init"):
+        PSNMF(3, n_init=0).fit(cube)
+    with pytest.raises(ValueError, match="refine_iter"):
+        PSNMF(3, refine_iter=-1).fit(cube)
