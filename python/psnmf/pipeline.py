@@ -15,6 +15,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._counts import resolve_threads, to_counts
+from ._memory import check_allocation
+from ._validation import check_psnmf_params, clear_fitted
 from .binning import as_factor, bin_pixels
 from .nmf import PoissonNMF, run_updates
 
@@ -156,6 +158,9 @@ class PSNMF(BaseEstimator):
             raise ValueError(f"image_shape {image_shape} does not match cube {cube.shape}")
         return cube.reshape(-1, cube.shape[2]), cube.shape[:2]
 
+    def __sklearn_is_fitted__(self):
+        return "spectra_" in vars(self) and "maps_" in vars(self)
+
     def _resolve_factor(self, mean_counts, image_shape):
         if isinstance(self.bin_factor, str):
             if self.bin_factor != "auto":
@@ -183,6 +188,8 @@ class PSNMF(BaseEstimator):
         -------
         self
         """
+        clear_fitted(self)  # an interrupted or failed fit leaves the estimator unfitted
+        check_psnmf_params(self, image_shape)
         pixels, shape = self._unfold(X, image_shape)
         n_threads = resolve_threads(self.n_threads)
         counts = to_counts(pixels, n_threads=n_threads)
@@ -233,6 +240,11 @@ class PSNMF(BaseEstimator):
         ndarray of shape (ny, nx, n_channels), counts per channel (dense).
         """
         check_is_fitted(self)
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be a floating-point type, got {dtype}")
+        n_values = int(np.prod(self.image_shape_)) * self.spectra_.shape[1]
+        check_allocation(n_values * (8 + dtype.itemsize), "reconstruct() (dense cube)")
         k = self.maps_.shape[0]
         cube = self.maps_.reshape(k, -1).T @ self.spectra_
         return cube.astype(dtype, copy=False).reshape(*self.image_shape_, -1)
