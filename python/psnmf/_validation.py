@@ -192,7 +192,7 @@ def check_factor_matrix(values, name: str, shape: tuple[int, ...] | None = None)
         raise ValueError(f"{name} contains NaN or infinity at index {at}")
     if array.size and array.min() < 0:
         at = _first_location(lambda v: v < 0, array)
-        raise ValueError(f"{name} contains negative values at index {at}; must be >= 0")
+        raise ValueError(f"{name} contains negative values at index {at}; must be non-negative")
     return array
 
 
