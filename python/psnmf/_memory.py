@@ -66,7 +66,8 @@ def check_allocation(n_bytes: int, what: str) -> None:
     available = available_memory()
     if available is not None and n_bytes > available:
         raise MemoryError(
-            f"{what} needs {format_bytes(n_bytes)} ({n_bytes} bytes) but only "
+            f"not enough memory for {what}: it needs {format_bytes(n_bytes)} ({n_bytes} bytes) "
+            f"but only "
             f"{format_bytes(available)} is available; use a smaller region, a sparse "
             "input, or a machine with more memory"
         )
