@@ -215,6 +215,15 @@ def test_psnmf_failed_refit_leaves_it_unfitted():
     assert not hasattr(model, "spectra_") and not hasattr(model, "maps_")
 
 
+def test_auto_bin_factor_of_empty_data_is_capped():
+    # Found by fuzzing: an all-zero cube made the search step down from b ~ 2e7 one by one.
+    from psnmf.pipeline import _AUTO_MAX_FACTOR, auto_bin_factor
+
+    assert auto_bin_factor(0.0, (4096, 4096), 3) == _AUTO_MAX_FACTOR
+    assert auto_bin_factor(0.0, (8, 8), 1) == 2  # keeps 16 * k binned pixels
+    assert auto_bin_factor(1e-300, (1, 1), 1) == 1
+
+
 def test_psnmf_reconstruct_dtype():
     model = PSNMF(2, max_iter=5, max_iter_binned=5, random_state=0).fit(CUBE)
     with pytest.raises(TypeError, match="dtype must be a floating-point type"):

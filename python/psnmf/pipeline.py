@@ -56,6 +56,7 @@ def auto_bin_factor(mean_counts_per_pixel: float, image_shape, n_components: int
     16 * k pixels and b <= 8. b = 1 (no binning) when counts are already high.
     """
     b = int(np.ceil(np.sqrt(_AUTO_TARGET_COUNTS / max(mean_counts_per_pixel, 1e-12))))
+    b = min(b, _AUTO_MAX_FACTOR)  # before the loop: near-empty data gave b ~ 2e7 steps (fuzzing)
     ny, nx = image_shape
     while b > 1 and (ny // b) * (nx // b) < 16 * n_components:
         b -= 1
