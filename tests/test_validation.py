@@ -333,3 +333,52 @@ def test_all_zero_input_gives_zero_model():
     ps = PSNMF(2, max_iter=5, max_iter_binned=5, random_state=0).fit(np.zeros((8, 8, 6)))
     assert np.all(np.isfinite(ps.maps_)) and np.all(np.isfinite(ps.spectra_))
     assert np.allclose(ps.reconstruct(), 0)
+
+
+# --------------------------------------------------------------------------- quantify, simulate
+
+ENERGY = np.linspace(0.1, 20.0, 200)
+
+
+@pytest.mark.parametrize(
+    ("spectra", "energy", "lines", "k_factors", "kwargs", "error", "match"),
+    [
+        (np.full(200, np.nan), ENERGY, ["Fe_Ka"], [1.0], {}, ValueError, "spectra contains"),
+        (np.ones(200), ENERGY[:50], ["Fe_Ka"], [1.0], {}, ValueError, "energy has 50 channels"),
+        (np.ones(200), ENERGY[::-1], ["Fe_Ka"], [1.0], {}, ValueError, "energy must be"),
+        (np.ones(200), ENERGY, ["Xx_Ka"], [1.0], {}, ValueError, "unknown element 'Xx'"),
+        (np.ones(200), ENERGY, ["Fe_Kx"], [1.0], {}, ValueError, "unknown family"),
+        (np.ones(200), ENERGY, "Fe_Ka", [1.0], {}, TypeError, "lines must be a sequence"),
+        (np.ones(200), ENERGY, ["Fe_Ka", "Ni_Ka"], {"Fe_Ka": 1}, {}, ValueError, "k_factors"),
+        (np.ones(200), ENERGY, ["Fe_Ka"], [-1.0], {}, ValueError, "k_factors must be positive"),
+        (np.ones(200), ENERGY, ["Fe_Ka"], [1.0], {"beam_energy": "x"}, TypeError, "beam_energy"),
+        (np.ones(200), ENERGY, ["Fe_Ka"], [1.0], {"max_iter": 0}, ValueError, "max_iter=0"),
+        (np.ones(200), ENERGY, ["Fe_Ka"], [1.0], {"tol": -1}, ValueError, "tol=-1.0"),
+        (np.ones(200), ENERGY, ["Fe_Ka"], [1.0], {"method": "x"}, ValueError, "method must be"),
+        (np.ones(200), ENERGY, ["Fe_Ka"], [1.0], {"fwhm_mnka": 0}, ValueError, "fwhm_mnka=0"),
+    ],
+)
+def test_quantify_bad_input(spectra, energy, lines, k_factors, kwargs, error, match):
+    from psnmf import quantify
+
+    with pytest.raises(error, match=match):
+        quantify(spectra, energy, lines, k_factors, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"seed": "x"}, TypeError, "seed must be"),
+        ({"seed": -1}, ValueError, "seed must be a non-negative int"),
+        ({"shape": (16.5, 16)}, TypeError, "shape must be a pair of ints"),
+        ({"shape": (2, 2)}, ValueError, "shape must be at least"),
+        ({"dose": np.nan}, ValueError, "dose must be > 0"),
+        ({"phases": [1, 2, 3]}, TypeError, "phases must be psnmf.simulate.Phase"),
+        ({"pure_pixels": False, "floor": -1.0}, ValueError, "floor must be"),
+    ],
+)
+def test_simulate_builders_bad_input(kwargs, error, match):
+    from psnmf import simulate
+
+    with pytest.raises(error, match=match):
+        simulate.particles_in_matrix(**{"shape": (16, 16), **kwargs})
