@@ -114,6 +114,13 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     converted once into the core's working format (CSR when mostly zero) and is
     never densified. libgomp is not fork-safe: with multiprocessing, use the
     "spawn" or "forkserver" start method.
+
+    Pixels (rows) or channels (columns) without any counts get maps or spectra
+    entries of exactly 0, never NaN; all-zero X gives a zero model and loss 0.
+    Bad input raises ValueError/TypeError naming the parameter (NaN, infinity,
+    negative counts, integers above 2**53, bad shapes or parameters); a working
+    copy that would not fit in memory raises MemoryError. Ctrl-C stops a fit
+    within one pass of the updates and leaves the estimator unfitted.
     """
 
     def __init__(
