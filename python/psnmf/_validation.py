@@ -142,11 +142,19 @@ def check_counts_values(values: np.ndarray, name: str, *, sparse_data: bool = Fa
         )
 
 
-def check_counts(X, name: str, *, ndim: int | tuple[int, ...] = 2, allow_sparse: bool = True):
+def check_counts(
+    X,
+    name: str,
+    *,
+    ndim: int | tuple[int, ...] = 2,
+    allow_sparse: bool = True,
+    check_values: bool = True,
+):
     """Validate a counts array (or sparse matrix) and return it as an ndarray / sparse matrix.
 
-    Checks the type, dtype, number of dimensions, emptiness and values. The array
-    is returned as given (no copy) when it already is a numpy array.
+    Checks the type, dtype, number of dimensions, emptiness and (unless
+    ``check_values`` is false, for callers whose core checks them in its own pass)
+    values. The array is returned as given (no copy) when it already is a numpy array.
     """
     ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     layout = {2: "(n_pixels, n_channels)", 3: "(ny, nx, n_channels)"}
@@ -178,7 +186,8 @@ def check_counts(X, name: str, *, ndim: int | tuple[int, ...] = 2, allow_sparse:
         raise ValueError(f"{name} must be {expected}, got shape {array.shape}")
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape})")
-    check_counts_values(array, name)
+    if check_values:
+        check_counts_values(array, name)
     return array
 
 

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from . import _core
 from ._counts import resolve_threads
 from ._memory import check_allocation
-from ._validation import check_choice, check_counts
+from ._validation import check_choice, check_counts, check_counts_values
 
 _WIDEN = {
     np.dtype(np.bool_): np.uint8,
@@ -68,7 +68,10 @@ def bin_spatial(cube, factor, *, remainder="crop", n_threads=None):
         The binned cube would not fit in the available memory.
     """
     fy, fx = as_factor(factor)
-    cube = check_counts(cube, "cube", ndim=3, allow_sparse=False)
+    # Values are checked by the core inside its one pass over the cube (NaN, inf, < 0);
+    # here only on failure, to name the first bad index, and for 64-bit integers.
+    cube = check_counts(cube, "cube", ndim=3, allow_sparse=False, check_values=False)
+    given = cube
     check_choice(remainder, "remainder", ("crop", "error"))
     n_threads = resolve_threads(n_threads)
     ny, nx, n_channels = cube.shape
@@ -80,6 +83,7 @@ def bin_spatial(cube, factor, *, remainder="crop", n_threads=None):
     )
     unsigned64 = cube.dtype == np.uint64
     if cube.dtype.kind in "iu" and cube.dtype.itemsize == 8:
+        check_counts_values(cube, "cube")
         # Sums of 64-bit counts must fit int64 (counts are <= 2**53, checked above).
         if int(cube.max()) * fy * fx > np.iinfo(np.int64).max:
             raise ValueError(
@@ -90,7 +94,11 @@ def bin_spatial(cube, factor, *, remainder="crop", n_threads=None):
     if cube.dtype in _WIDEN:
         cube = cube.astype(_WIDEN[cube.dtype])
     cube = np.ascontiguousarray(cube, dtype=cube.dtype.newbyteorder("="))
-    binned = _core.bin_spatial(cube, fy, fx, remainder, n_threads)
+    try:
+        binned = _core.bin_spatial(cube, fy, fx, remainder, n_threads)
+    except ValueError:
+        check_counts_values(given, "cube")  # raises with the location of the bad value
+        raise
     return binned.view(np.uint64) if unsigned64 else binned
 
 
