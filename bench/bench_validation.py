@@ -19,13 +19,15 @@ import psnmf
 from psnmf import _core
 
 
-def median_time(f, repeats):
-    times = []
+def median_times(calls, repeats):
+    """Median time of each call, the calls interleaved so that both see the same load."""
+    times = [[] for _ in calls]
     for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for call, record in zip(calls, times):
+            start = time.perf_counter()
+            call()
+            record.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
 
 
 def main():
@@ -45,11 +47,12 @@ def main():
     f = args.factor
     for dtype in (np.uint16, np.int32, np.float32, np.float64):
         cube = counts.astype(dtype)
-        core = median_time(
-            partial(_core.bin_spatial, cube, f, f, "crop", args.threads), args.repeats
-        )
-        api = median_time(
-            partial(psnmf.bin_spatial, cube, f, n_threads=args.threads), args.repeats
+        core, api = median_times(
+            [
+                partial(_core.bin_spatial, cube, f, f, "crop", args.threads),
+                partial(psnmf.bin_spatial, cube, f, n_threads=args.threads),
+            ],
+            args.repeats,
         )
         print(f"{np.dtype(dtype).name:>8} {core * 1e3:9.1f} {api * 1e3:15.1f} {api / core:6.2f}")
 
