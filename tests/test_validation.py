@@ -57,6 +57,8 @@ def with_value(array, index, value, dtype=np.float64):
         (X, {"solver": "cd"}, ValueError, "solver must be one of"),
         (X, {"n_threads": 0}, ValueError, "n_threads must be >= 1"),
         (X, {"n_threads": 1.0}, TypeError, "n_threads must be None or a positive int"),
+        (X, {"n_threads": 100000}, ValueError, "n_threads=100000 must be <= 1024"),
+        (X, {"n_threads": 2**31}, ValueError, "n_threads=2147483648 must be <= 1024"),
         (X, {"init": "custom"}, ValueError, "needs W"),
     ],
 )

@@ -170,6 +170,15 @@ void test_bad_options() {
   CHECK_THROWS(psnmf::fit_poisson_nmf(v.dense_view(), v.factors(), o), std::invalid_argument);
   o.tol = -1.0;
   CHECK_THROWS(psnmf::fit_poisson_nmf(v.csr_view(), v.factors(), o), std::invalid_argument);
+  o.tol = 0.0;
+  o.n_threads = -1;
+  CHECK_THROWS(psnmf::fit_poisson_nmf(v.csr_view(), v.factors(), o), std::invalid_argument);
+  o.n_threads = 100000;
+  CHECK_THROWS(psnmf::fit_poisson_nmf(v.dense_view(), v.factors(), o), std::invalid_argument);
+  std::vector<double> out(12);
+  CHECK_THROWS((psnmf::bin_spatial<double, double>(v.dense.data(), 3, 4, 1, 1, 1, out.data(),
+                                                   psnmf::Remainder::crop, 5000)),
+               std::invalid_argument);
 }
 
 void test_binning_rejects_bad_counts() {

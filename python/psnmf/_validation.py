@@ -15,6 +15,8 @@ import scipy.sparse as sp
 
 # Integers above 2**53 are not all representable in float64, the core's accumulator type.
 FLOAT64_EXACT_LIMIT = 2**53
+# As the core's kMaxThreads: more threads than any machine has only exhaust their stacks.
+MAX_THREADS = 1024
 
 
 def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -57,6 +59,8 @@ def check_n_threads(n_threads) -> int:
         raise TypeError(f"n_threads must be None or a positive int, got {n_threads!r}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1 or None, got n_threads={n_threads}")
+    if n_threads > MAX_THREADS:
+        raise ValueError(f"n_threads={n_threads} must be <= {MAX_THREADS}")
     return int(n_threads)
 
 
