@@ -158,6 +158,14 @@ def test_bin_spatial_bad_input(cube, factor, kwargs, error, match):
         bin_spatial(cube, factor, **kwargs)
 
 
+def test_bin_spatial_float_overflow_is_an_error():
+    with pytest.raises(ValueError, match="cube: sums of 2 x 2 pixels overflow float32"):
+        bin_spatial(np.full((4, 4, 2), 3e38, dtype=np.float32), 2)
+    with pytest.raises(ValueError, match="overflow float64"):
+        bin_spatial(np.full((4, 4, 2), 1e308), 2)
+    assert np.all(bin_spatial(np.full((4, 4, 2), 3e38, dtype=np.float32), 1) == np.float32(3e38))
+
+
 def test_bin_spatial_uint64_is_exact():
     cube = CUBE.astype(np.uint64) * np.uint64(2**50)  # sums of 4 reach 2**55 > 2**53
     got = bin_spatial(cube, 2)

@@ -99,6 +99,12 @@ def bin_spatial(cube, factor, *, remainder="crop", n_threads=None):
     except ValueError:
         check_counts_values(given, "cube")  # raises with the location of the bad value
         raise
+    if binned.dtype.kind == "f" and binned.size and not np.isfinite(binned.max()):
+        # The binned cube is fy * fx times smaller than the input: this scan is cheap.
+        raise ValueError(
+            f"cube: sums of {fy} x {fx} pixels overflow {binned.dtype} (counts up to "
+            f"{float(np.max(given))}); convert the cube to float64 or use a smaller factor"
+        )
     return binned.view(np.uint64) if unsigned64 else binned
 
 
