@@ -27,14 +27,18 @@ py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factor
   options.update_maps = update_maps;
   options.update_spectra = update_spectra;
   options.n_threads = n_threads;
-  // Runs between iterations on this thread: reacquire the GIL to let Ctrl-C and
-  // the user's progress callback in.
-  options.callback = [&callback](const IterationReport &report) {
+  // Both run on this thread outside parallel regions: reacquire the GIL to let
+  // Ctrl-C in between the passes of every iteration (latency: one pass), and the
+  // user's progress callback after each iteration.
+  options.check_interrupt = [] {
     py::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() != 0)
       throw py::error_already_set();
+  };
+  options.callback = [&callback](const IterationReport &report) {
     if (callback.is_none())
       return true;
+    py::gil_scoped_acquire gil;
     return callback(report.iteration, report.loss).cast<bool>();
   };
   NmfResult result = with_counts(counts, n_cols, [&](const auto &view) {

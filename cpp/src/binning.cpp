@@ -2,6 +2,7 @@
 #include "psnmf/binning.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -41,7 +42,8 @@ void bin_spatial(const In *cube, std::int64_t ny, std::int64_t nx, std::int64_t 
   // Floats accumulate in double whatever they are stored as; integers in Out (64-bit).
   using Acc = std::conditional_t<std::is_floating_point_v<In>, double, Out>;
   const int threads = detail::resolve_threads(n_threads);
-#pragma omp parallel num_threads(threads)
+  bool bad = false; // NaN, infinite or negative counts, found on the way
+#pragma omp parallel num_threads(threads) reduction(|| : bad)
   {
     std::vector<Acc> acc(static_cast<std::size_t>(n_channels));
 #pragma omp for schedule(static)
@@ -52,8 +54,13 @@ void bin_spatial(const In *cube, std::int64_t ny, std::int64_t nx, std::int64_t 
           const In *row = cube + ((by * fy + dy) * nx + bx * fx) * n_channels;
           for (std::int64_t dx = 0; dx < fx; ++dx) {
             const In *spectrum = row + dx * n_channels;
-            for (std::int64_t c = 0; c < n_channels; ++c)
+            for (std::int64_t c = 0; c < n_channels; ++c) {
+              if constexpr (std::is_floating_point_v<In>)
+                bad |= !(spectrum[c] >= 0 && spectrum[c] <= std::numeric_limits<In>::max());
+              else if constexpr (std::is_signed_v<In>)
+                bad |= spectrum[c] < 0;
               acc[c] += static_cast<Acc>(spectrum[c]);
+            }
           }
         }
         Out *target = out + (by * shape.nx + bx) * n_channels;
@@ -62,6 +69,8 @@ void bin_spatial(const In *cube, std::int64_t ny, std::int64_t nx, std::int64_t 
       }
     }
   }
+  if (bad)
+    throw std::invalid_argument("cube: counts must be finite and non-negative");
 }
 
 #define PSNMF_BIN(IN, OUT)                                                                         \

@@ -18,6 +18,8 @@ std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t 
     throw std::invalid_argument("counts: empty matrix");
   if (n_cols > INT32_MAX)
     throw std::invalid_argument("counts: too many columns for CSR");
+  if (!dense || !indptr)
+    throw std::invalid_argument("counts: null buffer");
   const int threads = detail::resolve_threads(n_threads);
   bool bad = false;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(|| : bad)
@@ -45,6 +47,10 @@ std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t 
 template <class In, class Value>
 void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const std::int64_t *indptr,
               std::int32_t *indices, Value *values, int n_threads) {
+  if (n_rows <= 0 || n_cols <= 0 || n_cols > INT32_MAX)
+    throw std::invalid_argument("counts: empty matrix or too many columns");
+  if (!dense || !indptr || (indptr[n_rows] > 0 && (!indices || !values)))
+    throw std::invalid_argument("counts: null buffer");
   const int threads = detail::resolve_threads(n_threads);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (std::int64_t i = 0; i < n_rows; ++i) {

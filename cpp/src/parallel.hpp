@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -10,7 +12,16 @@
 
 namespace psnmf::detail {
 
+/// More threads than any machine offers only exhausts memory for their stacks
+/// (100000 crashed libgomp): such a request is an error, not a hint.
+inline constexpr int kMaxThreads = 1024;
+
+/// n_threads: 0 for the OpenMP default (OMP_NUM_THREADS, omp_set_num_threads), else
+/// 1..kMaxThreads. Called at the entry of every public function, outside parallel regions.
 inline int resolve_threads(int n_threads) {
+  if (n_threads < 0 || n_threads > kMaxThreads)
+    throw std::invalid_argument("n_threads must be 0 (the OpenMP default) or 1.." +
+                                std::to_string(kMaxThreads) + ", got " + std::to_string(n_threads));
 #ifdef _OPENMP
   return n_threads > 0 ? n_threads : omp_get_max_threads();
 #else

@@ -41,6 +41,8 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
                                       true, maps_colsum.data(), n_threads);
       loss = log_term - sum_x + sum_lambda;
     }
+    if (options.check_interrupt)
+      options.check_interrupt();
     if (options.update_spectra) {
       // An all-zero map leaves its spectrum untouched instead of dividing by 0.
       for (std::int64_t q = 0; q < k; ++q)
@@ -56,6 +58,8 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
     }
     result.loss_history.push_back(loss);
     result.n_iter = it;
+    if (options.check_interrupt)
+      options.check_interrupt();
 
     if (options.callback && !options.callback(IterationReport{it, loss})) {
       result.stopped_by_callback = true;

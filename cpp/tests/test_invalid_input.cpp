@@ -5,8 +5,11 @@
 #include <vector>
 
 #include "check.hpp"
+#include "psnmf/binning.hpp"
+#include "psnmf/convert.hpp"
 #include "psnmf/divergence.hpp"
 #include "psnmf/poisson_nmf.hpp"
+#include "psnmf/products.hpp"
 
 namespace {
 
@@ -167,6 +170,104 @@ void test_bad_options() {
   CHECK_THROWS(psnmf::fit_poisson_nmf(v.dense_view(), v.factors(), o), std::invalid_argument);
   o.tol = -1.0;
   CHECK_THROWS(psnmf::fit_poisson_nmf(v.csr_view(), v.factors(), o), std::invalid_argument);
+  o.tol = 0.0;
+  o.n_threads = -1;
+  CHECK_THROWS(psnmf::fit_poisson_nmf(v.csr_view(), v.factors(), o), std::invalid_argument);
+  o.n_threads = 100000;
+  CHECK_THROWS(psnmf::fit_poisson_nmf(v.dense_view(), v.factors(), o), std::invalid_argument);
+  std::vector<double> out(12);
+  CHECK_THROWS((psnmf::bin_spatial<double, double>(v.dense.data(), 3, 4, 1, 1, 1, out.data(),
+                                                   psnmf::Remainder::crop, 5000)),
+               std::invalid_argument);
+}
+
+void test_binning_rejects_bad_counts() {
+  // 2 x 2 pixels, 3 channels.
+  std::vector<double> cube(12, 1.0);
+  std::vector<double> out(3, -1.0);
+  psnmf::bin_spatial<double, double>(cube.data(), 2, 2, 3, 2, 2, out.data());
+  CHECK_EQ(out[0], 4.0);
+  for (const double bad : {kNaN, kInf, -1.0}) {
+    std::vector<double> c = cube;
+    c[7] = bad;
+    CHECK_THROWS((psnmf::bin_spatial<double, double>(c.data(), 2, 2, 3, 2, 2, out.data())),
+                 std::invalid_argument);
+  }
+  std::vector<float> cf(12, 1.0f);
+  std::vector<float> outf(3);
+  cf[11] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS((psnmf::bin_spatial<float, float>(cf.data(), 2, 2, 3, 2, 2, outf.data())),
+               std::invalid_argument);
+  std::vector<std::int32_t> ci(12, 2);
+  std::vector<std::int64_t> outi(3);
+  ci[0] = -3;
+  CHECK_THROWS(
+      (psnmf::bin_spatial<std::int32_t, std::int64_t>(ci.data(), 2, 2, 3, 2, 2, outi.data())),
+      std::invalid_argument);
+  CHECK_THROWS((psnmf::bin_spatial<double, double>(nullptr, 2, 2, 3, 1, 1, out.data())),
+               std::invalid_argument);
+  CHECK_THROWS((psnmf::bin_spatial<double, double>(cube.data(), 2, 2, 3, 1, 1, nullptr)),
+               std::invalid_argument);
+}
+
+void test_conversion_rejects_bad_buffers() {
+  Valid v;
+  std::vector<std::int64_t> indptr(4);
+  CHECK_THROWS(psnmf::csr_row_offsets<double>(nullptr, 3, 4, indptr.data()), std::invalid_argument);
+  CHECK_THROWS(psnmf::csr_row_offsets(v.dense.data(), 3, 4, nullptr), std::invalid_argument);
+  CHECK_EQ(psnmf::csr_row_offsets(v.dense.data(), 3, 4, indptr.data()), std::int64_t(5));
+  std::vector<std::int32_t> indices(5);
+  std::vector<double> values(5);
+  CHECK_THROWS((psnmf::fill_csr<double, double>(v.dense.data(), 3, 4, indptr.data(), nullptr,
+                                                values.data())),
+               std::invalid_argument);
+  CHECK_THROWS((psnmf::fill_csr<double, double>(v.dense.data(), 0, 4, indptr.data(), indices.data(),
+                                                values.data())),
+               std::invalid_argument);
+  psnmf::fill_csr<double, double>(v.dense.data(), 3, 4, indptr.data(), indices.data(),
+                                  values.data());
+  CHECK(indices == v.indices);
+  CHECK(values == v.values);
+}
+
+void test_products_reject_bad_input() {
+  Valid v;
+  std::vector<double> dense(4 * 2, 1.0), out(3 * 2);
+  CHECK_THROWS(psnmf::multiply(v.dense_view(), nullptr, 2, out.data()), std::invalid_argument);
+  CHECK_THROWS(psnmf::multiply_transposed(v.csr_view(), dense.data(), 0, out.data()),
+               std::invalid_argument);
+  Valid nan;
+  nan.values[0] = kNaN;
+  CHECK_THROWS(psnmf::multiply(nan.csr_view(), dense.data(), 2, out.data()), std::invalid_argument);
+}
+
+struct Interrupted {};
+
+void test_interrupt_aborts_the_fit() {
+  // check_interrupt runs between the passes of each iteration; an exception it throws
+  // leaves fit_poisson_nmf as is, after the requested number of checks.
+  for (const bool sparse : {false, true}) {
+    Valid v;
+    psnmf::NmfOptions options;
+    options.max_iter = 100;
+    options.tol = 0.0;
+    int calls = 0;
+    options.check_interrupt = [&calls] {
+      if (++calls == 5)
+        throw Interrupted{};
+    };
+    bool thrown = false;
+    try {
+      if (sparse)
+        psnmf::fit_poisson_nmf(v.csr_view(), v.factors(), options);
+      else
+        psnmf::fit_poisson_nmf(v.dense_view(), v.factors(), options);
+    } catch (const Interrupted &) {
+      thrown = true;
+    }
+    CHECK(thrown);
+    CHECK_EQ(calls, 5); // two checks per iteration: stopped inside the third iteration
+  }
 }
 
 } // namespace
@@ -181,5 +282,9 @@ int main() {
   RUN(test_negative_or_nan_factors);
   RUN(test_empty_matrix);
   RUN(test_bad_options);
+  RUN(test_binning_rejects_bad_counts);
+  RUN(test_conversion_rejects_bad_buffers);
+  RUN(test_products_reject_bad_input);
+  RUN(test_interrupt_aborts_the_fit);
   return psnmf_test::finish("invalid_input");
 }

@@ -14,6 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from ._memory import check_allocation
+from ._validation import check_counts, check_counts_values, check_n_threads
 
 # Dense input with fewer nonzeros than this fraction is converted to CSR.
 CSR_DENSITY_THRESHOLD = 0.5
@@ -77,20 +79,8 @@ def _value_dtype(dtype: np.dtype, max_value) -> np.dtype:
     return np.dtype(np.float64 if max_value > _FLOAT32_EXACT_LIMIT else np.float32)
 
 
-def _check_values(values: np.ndarray, name: str) -> None:
-    if values.size == 0:
-        return
-    if values.dtype.kind == "f":
-        # min/max propagate NaN and expose inf without a full-size boolean temporary.
-        low, high = values.min(), values.max()
-        if not (np.isfinite(low) and np.isfinite(high)):
-            raise ValueError(f"{name} contains NaN or infinity")
-    elif values.dtype.kind in "iu":
-        low = values.min()
-    else:
-        raise TypeError(f"{name} must hold real numbers, got dtype {values.dtype}")
-    if low < 0:
-        raise ValueError(f"{name} contains negative values (minimum {low}); counts must be >= 0")
+def _check_values(values: np.ndarray, name: str, sparse_data: bool = False) -> None:
+    check_counts_values(values, name, sparse_data=sparse_data)
 
 
 def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
@@ -113,23 +103,17 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
     """
     if sp.issparse(X):
         return _sparse_to_counts(X, name)
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_pixels, n_channels), got shape {X.shape}")
+    X = check_counts(X, name, ndim=2)
     if X.dtype == bool:
         X = X.view(np.uint8)
-    if X.dtype.kind not in "uif" or X.dtype.kind == "c":
-        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
     if X.dtype == np.float16:
         X = X.astype(np.float32)
     if not X.dtype.isnative:
         X = X.astype(X.dtype.newbyteorder("="))
-    _check_values(X, name)
     nonzero = np.count_nonzero(X)
     max_value = X.max() if X.dtype.kind in "ui" and X.dtype.itemsize > 2 else 0
     value_dtype = _value_dtype(X.dtype, max_value)
+    check_allocation(_working_bytes(X, nonzero, value_dtype), f"the working copy of {name}")
     if nonzero < CSR_DENSITY_THRESHOLD * X.size:
         source = np.ascontiguousarray(X)
         if source.dtype not in _CORE_DTYPES:
@@ -143,11 +127,22 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
     return Counts(X.shape, dense=dense)
 
 
+def _working_bytes(X: np.ndarray, nonzero: int, value_dtype: np.dtype) -> int:
+    """Bytes the conversion allocates: CSR arrays, or the dense working copy, plus
+    a contiguous copy of the input when it is not already in a usable layout."""
+    n_rows, n_cols = X.shape
+    copy = 0 if X.flags.c_contiguous else X.size * X.dtype.itemsize
+    if nonzero < CSR_DENSITY_THRESHOLD * X.size:
+        return copy + (n_rows + 1) * 8 + nonzero * (4 + value_dtype.itemsize)
+    same = X.flags.c_contiguous and X.dtype == value_dtype
+    return copy + (0 if same else X.size * value_dtype.itemsize)
+
+
 def _sparse_to_counts(X, name: str) -> Counts:
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_pixels, n_channels), got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
+    check_counts(X, name, ndim=2)
+    if X.shape[1] > np.iinfo(np.int32).max:
+        raise ValueError(f"{name} has {X.shape[1]} channels; at most 2**31 - 1 are supported")
+    check_allocation(X.nnz * 20 + (X.shape[0] + 1) * 8, f"the CSR working copy of {name}")
     X = X.tocsr()
     if not X.has_canonical_format:
         # Duplicate entries would each enter x log(x / lambda) separately.
@@ -160,7 +155,9 @@ def _sparse_to_counts(X, name: str) -> Counts:
         data = data.view(np.uint8)
     if data.dtype.kind not in "uif":
         raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
-    _check_values(data, name)
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    _check_values(data, name, sparse_data=True)
     max_value = data.max() if data.size and data.dtype.kind in "ui" else 0
     values = np.ascontiguousarray(data, dtype=_value_dtype(data.dtype, max_value))
     return Counts(
@@ -173,10 +170,4 @@ def _sparse_to_counts(X, name: str) -> Counts:
 
 def resolve_threads(n_threads) -> int:
     """Validate ``n_threads``: None -> 0 (OpenMP default, honours OMP_NUM_THREADS)."""
-    if n_threads is None:
-        return 0
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"n_threads must be None or a positive int, got {n_threads!r}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    return int(n_threads)
+    return check_n_threads(n_threads)

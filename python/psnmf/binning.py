@@ -9,6 +9,8 @@ import scipy.sparse as sp
 
 from . import _core
 from ._counts import resolve_threads
+from ._memory import check_allocation
+from ._validation import check_choice, check_counts, check_counts_values
 
 _WIDEN = {
     np.dtype(np.bool_): np.uint8,
@@ -38,7 +40,8 @@ def bin_spatial(cube, factor, *, remainder="crop", n_threads=None):
     ----------
     cube : ndarray of shape (ny, nx, n_channels)
         Spectrum image (HyperSpy's layout of a 2-D EDX map), any real dtype among
-        uint8/16/32, int8/16/32/64, float16/32/64, bool.
+        uint8/16/32/64, int8/16/32/64, float16/32/64, bool, in any memory layout or
+        byte order. Counts must be finite, >= 0 and (integers) <= 2**53.
     factor : int or (int, int)
         Bin size (fy, fx) in pixels; an int bins both axes alike.
     remainder : {"crop", "error"}, default="crop"
@@ -53,19 +56,56 @@ def bin_spatial(cube, factor, *, remainder="crop", n_threads=None):
         Summed counts. Integer sums widen so they cannot overflow: unsigned input
         gives uint64, signed gives int64; float32 stays float32 (accumulated in
         float64), float64 stays float64. Total counts are preserved up to cropping.
+
+    Raises
+    ------
+    ValueError
+        Bad shape, empty cube, NaN/inf/negative counts, a factor < 1 or larger than
+        the image, sums that would overflow 64-bit integers.
+    TypeError
+        Non-integer factor, non-real dtype.
+    MemoryError
+        The binned cube would not fit in the available memory.
     """
     fy, fx = as_factor(factor)
-    cube = np.asarray(cube)
-    if cube.ndim != 3:
-        raise ValueError(f"cube must be 3-D (ny, nx, n_channels), got shape {cube.shape}")
-    if cube.dtype.kind == "c" or cube.dtype.kind not in "buif":
-        raise TypeError(f"cube must hold real numbers, got dtype {cube.dtype}")
-    if cube.dtype == np.uint64:
-        raise TypeError("cube dtype uint64 is not supported: its sums could overflow; use int64")
+    # Values are checked by the core inside its one pass over the cube (NaN, inf, < 0);
+    # here only on failure, to name the first bad index, and for 64-bit integers.
+    cube = check_counts(cube, "cube", ndim=3, allow_sparse=False, check_values=False)
+    given = cube
+    check_choice(remainder, "remainder", ("crop", "error"))
+    n_threads = resolve_threads(n_threads)
+    ny, nx, n_channels = cube.shape
+    if fy > ny or fx > nx:
+        raise ValueError(f"factor ({fy}, {fx}) is larger than the image ({ny}, {nx})")
+    check_allocation(
+        (ny // fy) * (nx // fx) * n_channels * 8 + (0 if cube.flags.c_contiguous else cube.nbytes),
+        "the binned cube",
+    )
+    unsigned64 = cube.dtype == np.uint64
+    if cube.dtype.kind in "iu" and cube.dtype.itemsize == 8:
+        check_counts_values(cube, "cube")
+        # Sums of 64-bit counts must fit int64 (counts are <= 2**53, checked above).
+        if int(cube.max()) * fy * fx > np.iinfo(np.int64).max:
+            raise ValueError(
+                f"cube: sums of {fy} x {fx} pixels of counts up to {int(cube.max())} "
+                "overflow 64-bit integers; use a smaller factor"
+            )
+        cube = cube.astype(np.int64, copy=False)  # exact: values < 2**63
     if cube.dtype in _WIDEN:
         cube = cube.astype(_WIDEN[cube.dtype])
     cube = np.ascontiguousarray(cube, dtype=cube.dtype.newbyteorder("="))
-    return _core.bin_spatial(cube, fy, fx, remainder, resolve_threads(n_threads))
+    try:
+        binned = _core.bin_spatial(cube, fy, fx, remainder, n_threads)
+    except ValueError:
+        check_counts_values(given, "cube")  # raises with the location of the bad value
+        raise
+    if binned.dtype.kind == "f" and binned.size and not np.isfinite(binned.max()):
+        # The binned cube is fy * fx times smaller than the input: this scan is cheap.
+        raise ValueError(
+            f"cube: sums of {fy} x {fx} pixels overflow {binned.dtype} (counts up to "
+            f"{float(np.max(given))}); convert the cube to float64 or use a smaller factor"
+        )
+    return binned.view(np.uint64) if unsigned64 else binned
 
 
 def binning_operator(image_shape, factor) -> sp.csr_matrix:

@@ -17,15 +17,16 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import svds
 
+from ._memory import check_allocation
+from ._validation import check_counts, check_n_components
+
 __all__ = ["denoise_pca", "poisson_weights"]
 
 
 def _as_matrix(cube) -> tuple[np.ndarray, tuple[int, ...]]:
-    cube = np.asarray(cube)
-    if cube.ndim not in (2, 3):
-        raise ValueError(f"cube must be (ny, nx, C) or (n_pixels, C), got shape {cube.shape}")
-    if not (np.issubdtype(cube.dtype, np.integer) or np.issubdtype(cube.dtype, np.floating)):
-        raise TypeError(f"cube must hold numbers, got dtype {cube.dtype}")
+    cube = check_counts(cube, "cube", ndim=(3, 2), allow_sparse=False)
+    if cube.dtype == bool:
+        cube = cube.view(np.uint8)
     return cube.reshape(-1, cube.shape[-1]), cube.shape
 
 
@@ -76,7 +77,15 @@ def denoise_pca(cube, n_components: int, *, poisson_scaling: bool = True) -> np.
     Returns
     -------
     ndarray, shape of ``cube``, float32
-        The rank-k reconstruction in counts, clipped at 0.
+        The rank-k reconstruction in counts, clipped at 0; all zero for a cube
+        without counts.
+
+    Raises
+    ------
+    ValueError
+        Bad shape, empty cube, NaN/inf/negative counts, n_components out of range.
+    TypeError
+        Non-real dtype or non-integer n_components.
 
     Notes
     -----
@@ -86,11 +95,11 @@ def denoise_pca(cube, n_components: int, *, poisson_scaling: bool = True) -> np.
     SVD.
     """
     x, shape = _as_matrix(cube)
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
-        raise TypeError(f"n_components must be an int, got {type(n_components).__name__}")
-    if not 1 <= n_components <= min(x.shape):
-        raise ValueError(f"n_components must be in [1, {min(x.shape)}], got {n_components}")
+    check_n_components(n_components, *x.shape)
+    check_allocation(x.size * 4 * 2, "denoise_pca (dense float32 working copy)")
     work = np.array(x, dtype=np.float32)
+    if not work.any():
+        return work.reshape(shape)  # no counts: the reconstruction is 0 (SVD undefined)
     if poisson_scaling:
         pixel_w, channel_w = poisson_weights(x)
         pixel_w, channel_w = pixel_w.astype(np.float32), channel_w.astype(np.float32)

@@ -30,8 +30,16 @@ __all__ = [
 _CHUNK_PIXELS = 1024
 
 
+def _finite(x: np.ndarray, name: str) -> np.ndarray:
+    if x.size == 0:
+        raise ValueError(f"{name} is empty (shape {x.shape})")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return x
+
+
 def _as_rows(x, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
+    x = _finite(np.asarray(x, dtype=float), name)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:
@@ -57,8 +65,10 @@ def spectral_angle(a, b) -> np.ndarray:
     ValueError
         If a spectrum is all zero (its angle is undefined).
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a = _finite(np.asarray(a, dtype=float), "a")
+    b = _finite(np.asarray(b, dtype=float), "b")
+    if a.shape[-1:] != b.shape[-1:]:
+        raise ValueError(f"a and b must have the same number of channels: {a.shape}, {b.shape}")
     norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
     if np.any(norms == 0):
         raise ValueError("spectral_angle: a spectrum is all zero, its angle is undefined")
@@ -136,7 +146,7 @@ def _check_permutation(permutation, k: int, m: int) -> np.ndarray:
 
 def _maps_as_rows(maps, name: str, n_pixels: int | None = None) -> np.ndarray:
     """(k, ny, nx) -> (k, P); (P, k) -> (k, P)."""
-    maps = np.asarray(maps, dtype=float)
+    maps = _finite(np.asarray(maps, dtype=float), name)
     if maps.ndim == 3:
         return maps.reshape(maps.shape[0], -1)
     if maps.ndim == 2:
@@ -262,8 +272,8 @@ def reconstruction_error(expected, reconstructed, *, metric: str = "frobenius") 
         )
     num = den = 0.0
     for start in range(0, e_rows.shape[0], _CHUNK_PIXELS):
-        e = e_rows[start : start + _CHUNK_PIXELS].astype(float)
-        r = r_rows[start : start + _CHUNK_PIXELS].astype(float)
+        e = _finite(e_rows[start : start + _CHUNK_PIXELS].astype(float), "expected")
+        r = _finite(r_rows[start : start + _CHUNK_PIXELS].astype(float), "reconstructed")
         if metric == "frobenius":
             num += float(np.sum((r - e) ** 2))
             den += float(np.sum(e**2))

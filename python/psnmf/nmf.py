@@ -13,6 +13,8 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative, valida
 from . import _core, _dask
 from ._counts import Counts, resolve_threads, to_counts
 from ._init import maps_for_fixed_spectra, nndsvda, random_init
+from ._memory import check_allocation
+from ._validation import check_factor_matrix, check_n_components, clear_fitted
 
 _INITS = ("nndsvda", "random", "custom")
 _SOLVERS = ("mu",)
@@ -112,6 +114,13 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     converted once into the core's working format (CSR when mostly zero) and is
     never densified. libgomp is not fork-safe: with multiprocessing, use the
     "spawn" or "forkserver" start method.
+
+    Pixels (rows) or channels (columns) without any counts get maps or spectra
+    entries of exactly 0, never NaN; all-zero X gives a zero model and loss 0.
+    Bad input raises ValueError/TypeError naming the parameter (NaN, infinity,
+    negative counts, integers above 2**53, bad shapes or parameters); a working
+    copy that would not fit in memory raises MemoryError. Ctrl-C stops a fit
+    within one pass of the updates and leaves the estimator unfitted.
     """
 
     def __init__(
@@ -141,6 +150,10 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         tags.input_tags.sparse = True
         return tags
 
+    def __sklearn_is_fitted__(self):
+        # n_features_in_ is set before the iterations: it alone does not make a fit.
+        return "components_" in vars(self)
+
     @property
     def _n_features_out(self):
         return self.components_.shape[0]
@@ -148,16 +161,9 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     # -- validation -------------------------------------------------------------------------
 
     def _check_params(self, n_pixels: int, n_channels: int) -> int:
-        k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-            raise TypeError(f"n_components must be an int, got {k!r}")
-        if k < 1:
-            raise ValueError(f"n_components must be >= 1, got {k}")
-        if k > min(n_pixels, n_channels):
-            raise ValueError(
-                f"n_components={k} must be <= min(n_pixels, n_channels) = "
-                f"{min(n_pixels, n_channels)} (n_samples={n_pixels}, n_features={n_channels})"
-            )
+        k = check_n_components(self.n_components, n_pixels, n_channels)
+        # maps, spectra, their transposed copy and the per-thread spectra accumulators
+        check_allocation(8 * k * (n_pixels + 4 * n_channels), "the factors")
         if self.init not in _INITS:
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
         if self.solver not in _SOLVERS:
@@ -181,12 +187,8 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     def _check_custom(name, array, shape):
         if array is None:
             raise ValueError(f"init='custom' needs {name} of shape {shape}")
-        array = np.array(array, dtype=np.float64, order="C")  # a copy: updated in place
-        if array.shape != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
-        if not np.all(np.isfinite(array)) or np.any(array < 0):
-            raise ValueError(f"{name} must be finite and non-negative")
-        return array
+        array = check_factor_matrix(array, name, shape)
+        return np.array(array, dtype=np.float64, order="C")  # a copy: updated in place
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -221,10 +223,9 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             dask array X (chunked along pixels), a dask array of maps already
             computed on the scheduler (see ``psnmf._dask``).
         """
+        clear_fitted(self)  # an interrupted fit must not leave a previous fit behind
         if _dask.is_dask_array(X):
             return _dask.fit_transform(self, X, W=W, H=H)
-        for name in _FITTED:  # an interrupted fit must not leave a previous fit behind
-            self.__dict__.pop(name, None)
         X = self._validate_X(X, reset=True)
         k = self._check_params(*X.shape)
         n_threads = resolve_threads(self.n_threads)
@@ -311,9 +312,10 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         ndarray of shape (n_pixels, n_features)
         """
         check_is_fitted(self)
-        W = np.asarray(X, dtype=np.float64)
+        W = check_factor_matrix(X, "X (maps)")
         if W.ndim != 2 or W.shape[1] != self.components_.shape[0]:
             raise ValueError(
-                f"X must have shape (n_pixels, {self.components_.shape[0]}), got {W.shape}"
+                f"X (maps) must have shape (n_pixels, {self.components_.shape[0]}), got {W.shape}"
             )
+        check_allocation(8 * W.shape[0] * self.components_.shape[1], "inverse_transform")
         return W @ self.components_

@@ -12,6 +12,8 @@ particles or layers only.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from scipy.special import erf
 
@@ -31,7 +33,7 @@ def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_shape(shape) -> tuple[int, int]:
     try:
-        ny, nx = (int(s) for s in shape)
+        ny, nx = (operator.index(s) for s in shape)  # 16.5 is not a shape
     except (TypeError, ValueError):
         raise TypeError(f"shape must be a pair of ints (ny, nx), got {shape!r}") from None
     if ny < 4 or nx < 4:

@@ -7,7 +7,6 @@ Chen, Alexander & Hebert, Nano Letters 24, 10177 (2024).
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _dask, _stages
 from ._counts import resolve_threads, to_counts
+from ._memory import check_allocation
+from ._validation import check_psnmf_params, clear_fitted
 from .bin_selection import select_bin_factor
 from .binning import as_factor, bin_pixels
 
@@ -152,14 +153,8 @@ class PSNMF(BaseEstimator):
             raise ValueError(f"image_shape {image_shape} does not match cube {cube.shape}")
         return cube.reshape(-1, cube.shape[2]), cube.shape[:2]
 
-    def _check_params(self):
-        for name in ("n_init", "max_iter_binned", "max_iter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        refine = self.refine_iter
-        if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
-            raise ValueError(f"refine_iter must be an int >= 0, got {refine!r}")
+    def __sklearn_is_fitted__(self):
+        return "spectra_" in vars(self) and "maps_" in vars(self)
 
     def _resolve_factor(self, pixels, image_shape, rng, n_threads):
         """-> ((fy, fx), BinSelection or None)."""
@@ -202,7 +197,8 @@ class PSNMF(BaseEstimator):
         is fitted chunk by chunk on the active dask scheduler; ``maps_`` is then
         a dask array already computed on it (see ``psnmf._dask.fit_psnmf``).
         """
-        self._check_params()
+        clear_fitted(self)  # an interrupted or failed fit leaves the estimator unfitted
+        check_psnmf_params(self, image_shape)
         if _dask.is_dask_array(X):
             return _dask.fit_psnmf(self, X, image_shape)
         pixels, shape = self._unfold(X, image_shape)
@@ -268,6 +264,11 @@ class PSNMF(BaseEstimator):
         ndarray of shape (ny, nx, n_channels), counts per channel (dense).
         """
         check_is_fitted(self)
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be a floating-point type, got {dtype}")
+        n_values = int(np.prod(self.image_shape_)) * self.spectra_.shape[1]
+        check_allocation(n_values * (8 + dtype.itemsize), "reconstruct() (dense cube)")
         k = self.maps_.shape[0]
         cube = self.maps_.reshape(k, -1).T @ self.spectra_
         return cube.astype(dtype, copy=False).reshape(*self.image_shape_, -1)

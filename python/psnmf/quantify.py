@@ -72,6 +72,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 
 from . import xray
+from ._validation import check_int, check_real
 
 __all__ = [
     "QuantificationResult",
@@ -861,6 +862,12 @@ def quantify(
     TypeError
         Arguments of the wrong type.
     """
+    check_real(beam_energy, "beam_energy", minimum=0.0, exclusive=True)
+    check_real(fwhm_mnka, "fwhm_mnka", minimum=0.0, exclusive=True)
+    check_real(window_width, "window_width", minimum=0.0, exclusive=True)
+    check_real(background_window_width, "background_window_width", minimum=0.0)
+    check_real(tol, "tol", minimum=0.0)
+    check_int(max_iter, "max_iter", minimum=1)
     y, single = _as_spectra(spectra)
     energy = _as_energy(energy, y.shape[1])
     lines, elements, families = _as_lines(lines)

@@ -27,6 +27,8 @@ BinnedShape binned_shape(std::int64_t ny, std::int64_t nx, std::int64_t fy, std:
 /// input sums into std::uint64_t, signed into std::int64_t. Floating input is
 /// accumulated in double and stored as `Out` (float or double).
 /// Instantiated for In in {uint8, uint16, uint32, int32, int64, float, double}.
+/// Throws std::invalid_argument for bad shapes or factors, null buffers, and
+/// NaN, infinite or negative counts (out is then unspecified).
 template <class In, class Out>
 void bin_spatial(const In *cube, std::int64_t ny, std::int64_t nx, std::int64_t n_channels,
                  std::int64_t fy, std::int64_t fx, Out *out, Remainder remainder = Remainder::crop,

@@ -25,6 +25,10 @@ struct NmfOptions {
   int n_threads = 0;          ///< 0: the OpenMP default
   /// Called after every iteration on the calling thread; return false to stop early.
   std::function<bool(const IterationReport &)> callback;
+  /// Called on the calling thread between the passes of every iteration, outside
+  /// any parallel region; it may throw (e.g. on Ctrl-C) to abort the fit. The
+  /// factors are then left partly updated and must be discarded.
+  std::function<void()> check_interrupt;
 };
 
 struct NmfResult {

@@ -15,6 +15,8 @@ __all__ = ["core_shell_catalyst", "demo_dataset", "layered_lamella", "particles_
 
 def _finish_phantom(phases, thickness, pure_pixels, floor, seed, sampling_rng, kwargs):
     """Thickness maps -> mass thickness (x density) -> optional floor -> simulate_cube."""
+    if not pure_pixels and not (np.isfinite(floor) and floor >= 0):
+        raise ValueError(f"floor must be a finite number >= 0, got {floor!r}")
     density = np.array([1.0 if p.density is None else p.density for p in phases])
     maps = thickness * density[:, None, None]
     if not pure_pixels:
@@ -28,11 +30,23 @@ def _seeds(seed):
     """Generators for geometry and for sampling from one seed (independent streams)."""
     if isinstance(seed, np.random.Generator):
         return seed, seed  # the caller's stream, used in a fixed order
+    integers = (int, np.integer)
+    if not (seed is None or isinstance(seed, (*integers, np.random.SeedSequence))):
+        if not (isinstance(seed, Sequence) and all(isinstance(s, integers) for s in seed)):
+            raise TypeError(
+                "seed must be None, an int, a sequence of ints, a SeedSequence or a "
+                f"numpy Generator, got {seed!r}"
+            )
+    if isinstance(seed, bool) or (isinstance(seed, (int, np.integer)) and seed < 0):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
 
 
 def _check_phase_count(phases, n, builder):
     phases = tuple(phases)
+    wrong = [type(p).__name__ for p in phases if not isinstance(p, Phase)]
+    if wrong:
+        raise TypeError(f"{builder}: phases must be psnmf.simulate.Phase objects, got {wrong}")
     if len(phases) != n:
         raise ValueError(f"{builder}: phases must hold {n} phases, got {len(phases)}")
     return phases
