@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -99,8 +100,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small problems (smoke test)")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--target-iterations",
+        type=int,
+        default=200,
+        help="scikit-learn iterations that define the target loss (>= 50; default 200)",
+    )
+    parser.add_argument(
+        "--cube", type=int, nargs=3, metavar=("NY", "NX", "C"), help="pipeline cube shape"
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the saved raw results"
+    )
     args = parser.parse_args()
-    size = QUICK if args.quick else FULL
+    size = dict(QUICK if args.quick else FULL)
+    if args.cube:
+        size["cube"] = tuple(args.cube)
+    size["target_iterations"] = args.target_iterations
+    raw = Path(args.output).with_suffix(".pkl")
+    if args.report_only:
+        write_report(pickle.loads(raw.read_bytes()), Path(args.output))
+        return
     start = time.perf_counter()
 
     def log(message):
@@ -120,13 +140,14 @@ def main():
 
     log(f"data {size['pixels']} x {size['channels']}, mean {size['mean']} counts/channel")
     X = low_rank_counts(size["pixels"], size["channels"], size["k"], size["mean"], seed=0)
-    results["nmf"] = nmf_speed.run(X, size["k"], args.quick, log)
+    results["nmf"] = nmf_speed.run(X, size["k"], args.quick, log, size["target_iterations"])
     results["conversion"] = conversion.run(X, repeats=3, log=log)
     results["binning"] = conversion.binning(X, size["image"], repeats=3, log=log)
     del X
     results["pipeline"] = pipeline(size["cube"], size["cube_mean"], size["k"], log)
     results["load_end"] = os.getloadavg()
     results["total_s"] = time.perf_counter() - start
+    raw.write_bytes(pickle.dumps(results))  # the report can be rewritten from these
     write_report(results, Path(args.output))
     log(f"wrote {args.output}")
 
