@@ -67,7 +67,10 @@ def write_report(r: dict, path: Path) -> None:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m.get('ram_gib', 0):.1f} GiB RAM. "
         f"Load average (1, 5, 15 min) at start {tuple(round(x, 1) for x in r['load_start'])}, "
         f"at end {tuple(round(x, 1) for x in r['load_end'])}: the machine is shared, so "
-        "absolute times are noisy; compare the side-by-side ratios.\n",
+        "absolute times are noisy; compare the side-by-side ratios. On an oversubscribed "
+        "machine a second OpenMP thread waits for a core (1 -> 2 thread ratios below 1) and "
+        "the slope fits can give negative fixed costs: re-run on a quiet machine before "
+        "judging those rows.\n",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".\n",
     ]
     if r["quick"]:
