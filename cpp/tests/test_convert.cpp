@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "check.hpp"
@@ -43,6 +44,39 @@ template <class In> void check_type() {
     check_fill<In, float>(dense, threads);
     check_fill<In, double>(dense, threads);
   }
+}
+
+// The same matrix stored column by column gives the same CSR and maximum.
+template <class In> void check_column_major() {
+  const std::vector<In> rows = dense_case<In>();
+  std::vector<In> columns(rows.size());
+  for (std::int64_t i = 0; i < kRows; ++i)
+    for (std::int64_t j = 0; j < kCols; ++j)
+      columns[j * kRows + i] = rows[i * kCols + j];
+  for (int threads : {1, 2}) {
+    std::vector<std::int64_t> indptr(kRows + 1, -1);
+    double max_value = -1;
+    CHECK_EQ(psnmf::csr_row_offsets(columns.data(), kRows, kCols, indptr.data(), threads,
+                                    psnmf::DenseOrder::column_major, &max_value),
+             4);
+    CHECK(indptr == kIndptr);
+    if (!(std::is_unsigned_v<In> && sizeof(In) <= 2))
+      CHECK_EQ(max_value, 250.0);
+    std::vector<std::int32_t> indices(4, -1);
+    std::vector<double> values(4, -1);
+    psnmf::fill_csr(columns.data(), kRows, kCols, indptr.data(), indices.data(), values.data(),
+                    threads, psnmf::DenseOrder::column_major);
+    CHECK(indices == kIndices);
+    CHECK(values == kValues);
+  }
+}
+
+void test_column_major() {
+  check_column_major<std::uint8_t>();
+  check_column_major<std::uint16_t>();
+  check_column_major<std::int32_t>();
+  check_column_major<std::int64_t>();
+  check_column_major<double>();
 }
 
 void test_types() {
@@ -100,6 +134,7 @@ void test_invalid_values() {
 
 int main() {
   RUN(test_types);
+  RUN(test_column_major);
   RUN(test_all_zero_and_full);
   RUN(test_invalid_values);
   return psnmf_test::finish("convert");

@@ -103,24 +103,34 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
     """
     if sp.issparse(X):
         return _sparse_to_counts(X, name)
-    X = check_counts(X, name, ndim=2)
+    X = check_counts(X, name, ndim=2, check_values=False)  # the compiled scan checks them
     if X.dtype == bool:
         X = X.view(np.uint8)
     if X.dtype == np.float16:
         X = X.astype(np.float32)
     if not X.dtype.isnative:
         X = X.astype(X.dtype.newbyteorder("="))
-    nonzero = np.count_nonzero(X)
-    max_value = X.max() if X.dtype.kind in "ui" and X.dtype.itemsize > 2 else 0
+    if X.dtype.kind in "iu" and X.dtype.itemsize == 8:
+        check_counts_values(X, name)  # 64-bit counts above 2**53 are not exact in float64
+    if X.dtype not in _CORE_DTYPES:
+        # int8/int16 widen exactly; uint64 and long double go through float64.
+        X = X.astype(np.int32 if X.dtype.kind == "i" else np.float64)
+    if not (X.flags.c_contiguous or X.flags.f_contiguous):
+        X = np.ascontiguousarray(X)
+    # One compiled pass validates, counts the nonzeros per row and finds the
+    # maximum; a second copies the nonzeros. C and Fortran order, no copy.
+    try:
+        indptr, nonzero, max_value = _core.dense_scan(X, n_threads=n_threads)
+    except ValueError:
+        check_counts_values(X, name)  # names the first bad value and its index
+        raise ValueError(
+            f"{name} contains negative, NaN or infinite values; counts must be finite and >= 0"
+        ) from None
     value_dtype = _value_dtype(X.dtype, max_value)
     check_allocation(_working_bytes(X, nonzero, value_dtype), f"the working copy of {name}")
     if nonzero < CSR_DENSITY_THRESHOLD * X.size:
-        source = np.ascontiguousarray(X)
-        if source.dtype not in _CORE_DTYPES:
-            # int8/int16 widen exactly; uint64 and long double go through float64.
-            source = source.astype(np.int32 if source.dtype.kind == "i" else np.float64)
-        indptr, indices, values = _core.dense_to_csr(
-            source, double_values=value_dtype == np.float64, n_threads=n_threads
+        indices, values = _core.dense_fill(
+            X, indptr, double_values=value_dtype == np.float64, n_threads=n_threads
         )
         return Counts(X.shape, indptr=indptr, indices=indices, values=values)
     dense = np.ascontiguousarray(X, dtype=value_dtype)

@@ -5,16 +5,25 @@
 
 namespace psnmf {
 
-/// First pass: validate a dense row-major (n_rows, n_cols) matrix (every value
-/// finite and >= 0, else std::invalid_argument) and write the CSR row offsets
-/// of its nonzeros into indptr (n_rows + 1). Returns the number of nonzeros.
+/// Memory layout of a dense (n_rows, n_cols) matrix: C order (rows contiguous)
+/// or Fortran order (columns contiguous).
+enum class DenseOrder { row_major, column_major };
+
+/// First pass: validate a dense (n_rows, n_cols) matrix (every value finite and
+/// >= 0, else std::invalid_argument) and write the CSR row offsets of its
+/// nonzeros into indptr (n_rows + 1). Returns the number of nonzeros; when
+/// max_value is given, stores the largest value there (0 for an all-zero matrix,
+/// and for uint8/uint16 input, whose values float32 always holds exactly).
 template <class In>
 std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
-                             std::int64_t *indptr, int n_threads = 0);
+                             std::int64_t *indptr, int n_threads = 0,
+                             DenseOrder order = DenseOrder::row_major, double *max_value = nullptr);
 
-/// Second pass: copy the nonzeros into indices and values (sized by indptr).
+/// Second pass: copy the nonzeros into indices and values (sized by indptr),
+/// column indices ascending within each row.
 template <class In, class Value>
 void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const std::int64_t *indptr,
-              std::int32_t *indices, Value *values, int n_threads = 0);
+              std::int32_t *indices, Value *values, int n_threads = 0,
+              DenseOrder order = DenseOrder::row_major);
 
 } // namespace psnmf
