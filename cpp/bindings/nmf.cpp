@@ -20,13 +20,14 @@ void check_factor_shapes(const py::array &maps, const py::array &spectra, std::i
 
 py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factors spectra,
              int max_iter, double tol, bool update_maps, bool update_spectra, int n_threads,
-             const py::object &callback) {
+             const py::object &callback, int loss_every) {
   NmfOptions options;
   options.max_iter = max_iter;
   options.tol = tol;
   options.update_maps = update_maps;
   options.update_spectra = update_spectra;
   options.n_threads = n_threads;
+  options.loss_every = loss_every;
   // Runs between iterations on this thread: reacquire the GIL to let Ctrl-C and
   // the user's progress callback in.
   options.callback = [&callback](const IterationReport &report) {
@@ -49,6 +50,8 @@ py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factor
   out["stopped_by_callback"] = result.stopped_by_callback;
   out["loss_history"] = py::array_t<double>(static_cast<py::ssize_t>(result.loss_history.size()),
                                             result.loss_history.data());
+  out["loss_iterations"] = py::array_t<int>(
+      static_cast<py::ssize_t>(result.loss_iterations.size()), result.loss_iterations.data());
   return out;
 }
 
@@ -68,7 +71,7 @@ void bind_nmf(py::module_ &m) {
   m.def("fit_poisson_nmf", &fit, py::arg("counts"), py::arg("n_cols"), py::arg("maps").noconvert(),
         py::arg("spectra").noconvert(), py::arg("max_iter"), py::arg("tol"),
         py::arg("update_maps") = true, py::arg("update_spectra") = true, py::arg("n_threads") = 0,
-        py::arg("callback") = py::none(),
+        py::arg("callback") = py::none(), py::arg("loss_every") = 1,
         "Multiplicative KL updates of maps (n_rows, k) and spectra (k, n_cols) in place.");
   m.def("kl_divergence", &divergence, py::arg("counts"), py::arg("n_cols"),
         py::arg("maps").noconvert(), py::arg("spectra").noconvert(), py::arg("n_threads") = 0,

@@ -30,7 +30,10 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
 
   NmfResult result;
   const bool any_update = options.update_maps || options.update_spectra;
+  double latest_loss = 0.0;
   for (int it = 1; any_update && it <= options.max_iter; ++it) {
+    // The loss of the state after it - 1 iterations comes free of a pass of its own.
+    const bool with_loss = (it - 1) % options.loss_every == 0;
     double loss = 0.0;
     if (options.update_maps) {
       for (std::int64_t q = 0; q < k; ++q)
@@ -38,7 +41,7 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
       const double log_term =
           detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
-                                      true, maps_colsum.data(), n_threads);
+                                      with_loss, maps_colsum.data(), n_threads);
       loss = log_term - sum_x + sum_lambda;
     }
     if (options.update_spectra) {
@@ -46,32 +49,42 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
       for (std::int64_t q = 0; q < k; ++q)
         denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
-      const bool with_loss = !options.update_maps;
+      const bool spectra_loss = with_loss && !options.update_maps;
       const double log_term =
           detail::update_spectra_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
-                                         with_loss, scratch, n_threads);
-      if (with_loss)
+                                         spectra_loss, scratch, n_threads);
+      if (spectra_loss)
         loss = log_term - sum_x + sum_lambda;
       spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
     }
-    result.loss_history.push_back(loss);
     result.n_iter = it;
-
-    if (options.callback && !options.callback(IterationReport{it, loss})) {
+    bool converged = false;
+    if (with_loss) {
+      auto &h = result.loss_history;
+      h.push_back(loss);
+      result.loss_iterations.push_back(it - 1);
+      latest_loss = loss;
+      if (options.tol > 0.0 && h.size() >= 2) {
+        const double previous = h[h.size() - 2];
+        const int span = it - 1 - result.loss_iterations[h.size() - 2];
+        converged = previous - loss <= options.tol * std::abs(previous) * span;
+      }
+    }
+    if (options.callback && !options.callback(IterationReport{it, latest_loss})) {
       result.stopped_by_callback = true;
       break;
     }
-    const auto &h = result.loss_history;
-    if (options.tol > 0.0 && h.size() >= 2) {
-      const double previous = h[h.size() - 2];
-      if (previous - h.back() <= options.tol * std::abs(previous)) {
-        result.converged = true;
-        break;
-      }
+    if (converged) {
+      result.converged = true;
+      break;
     }
   }
   const double log_term = detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads);
-  result.loss_history.push_back(log_term - sum_x + dot(maps_colsum, spectra_rowsum));
+  const double final_loss = log_term - sum_x + dot(maps_colsum, spectra_rowsum);
+  if (result.loss_iterations.empty() || result.loss_iterations.back() != result.n_iter) {
+    result.loss_history.push_back(final_loss);
+    result.loss_iterations.push_back(result.n_iter);
+  }
   detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
   return result;
 }
@@ -81,6 +94,9 @@ template <class Rows> NmfResult fit(const Rows &rows, FactorsView f, const NmfOp
     throw std::invalid_argument("max_iter must be >= 0, got " + std::to_string(options.max_iter));
   if (!(options.tol >= 0.0) || !std::isfinite(options.tol))
     throw std::invalid_argument("tol must be finite and >= 0");
+  if (options.loss_every < 1)
+    throw std::invalid_argument("loss_every must be >= 1, got " +
+                                std::to_string(options.loss_every));
   detail::check_factors(ConstFactorsView{f.n_components, f.maps, f.spectra}, rows.n_rows(),
                         rows.n_cols());
   return detail::dispatch_rank(f.n_components, [&](auto rank) {

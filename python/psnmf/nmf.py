@@ -16,7 +16,17 @@ from ._init import maps_for_fixed_spectra, nndsvda, random_init
 
 _INITS = ("nndsvda", "random", "custom")
 _SOLVERS = ("mu",)
-_FITTED = ("components_", "n_iter_", "reconstruction_err_", "loss_history_", "n_components_")
+_FITTED = (
+    "components_",
+    "n_iter_",
+    "reconstruction_err_",
+    "loss_history_",
+    "loss_iterations_",
+    "n_components_",
+)
+# The loss costs a log per nonzero, as much as an update: evaluate it (and the
+# stopping rule) every LOSS_EVERY iterations, as scikit-learn does.
+LOSS_EVERY = 10
 
 
 def run_updates(
@@ -30,11 +40,15 @@ def run_updates(
     update_spectra: bool = True,
     n_threads: int = 0,
     callback=None,
+    loss_every: int = LOSS_EVERY,
 ) -> dict:
     """Run multiplicative KL updates on float64 C-contiguous factors, in place.
 
-    Returns the core's report: ``n_iter``, ``converged``, ``loss_history``
-    (n_iter + 1 values: the initial loss, then after each iteration).
+    Returns the core's report: ``n_iter``, ``converged``, ``loss_history`` and
+    ``loss_iterations``: ``loss_history[t]`` is the loss after
+    ``loss_iterations[t]`` iterations, evaluated at 0, every ``loss_every``
+    iterations and at ``n_iter`` (the returned factors). ``tol`` is compared
+    with the mean relative decrease per iteration between two evaluations.
     """
     return _core.fit_poisson_nmf(
         counts.core,
@@ -47,6 +61,7 @@ def run_updates(
         update_spectra=update_spectra,
         n_threads=n_threads,
         callback=callback,
+        loss_every=loss_every,
     )
 
 
@@ -81,8 +96,10 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     max_iter : int, default=200
         Maximum number of iterations.
     tol : float, default=1e-4
-        Stop when the loss decreases by less than ``tol`` times itself over one
-        iteration. ``tol=0`` runs ``max_iter`` iterations.
+        Stop when the loss decreases by less than ``tol`` times itself per
+        iteration, on average over the 10 iterations since it was last
+        evaluated (the loss costs as much as an update, so it is evaluated every
+        10 iterations, as in scikit-learn). ``tol=0`` runs ``max_iter`` iterations.
     random_state : int, RandomState instance or None, default=None
         Seeds the randomized SVD of "nndsvda" and the "random" init.
     n_threads : int or None, default=None
@@ -101,8 +118,12 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     reconstruction_err_ : float
         Generalised KL divergence of the final factors (not scikit-learn's
         ``sqrt(2 D)``).
-    loss_history_ : ndarray of shape (n_iter_ + 1,)
-        Loss of the initial factors, then after each iteration; non-increasing.
+    loss_history_ : ndarray of shape (n_evaluations,)
+        Loss of the initial factors, then every 10 iterations, then of the
+        final factors (``reconstruction_err_``); non-increasing.
+    loss_iterations_ : ndarray of int of shape (n_evaluations,)
+        Iterations after which each ``loss_history_`` value was evaluated:
+        0, 10, 20, ..., ``n_iter_``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when X has feature names.
 
@@ -195,8 +216,9 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             return None
 
         def report(iteration, loss):
-            if iteration % 10 == 0:
-                print(f"PoissonNMF iteration {iteration:4d}  loss {loss:.6e}")
+            # The loss of the state after iteration - 1 is known from this iteration on.
+            if (iteration - 1) % LOSS_EVERY == 0:
+                print(f"PoissonNMF iteration {iteration - 1:4d}  loss {loss:.6e}")
             return True
 
         return report
@@ -246,6 +268,7 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         self.n_components_ = k
         self.n_iter_ = int(report["n_iter"])
         self.loss_history_ = report["loss_history"]
+        self.loss_iterations_ = report["loss_iterations"]
         self.reconstruction_err_ = float(report["loss_history"][-1])
         return maps
 

@@ -10,7 +10,7 @@ namespace psnmf {
 
 struct IterationReport {
   int iteration = 0; ///< iterations completed so far (1-based)
-  double loss = 0.0; ///< latest loss known: that of the state before this iteration
+  double loss = 0.0; ///< latest loss known (of the state before this iteration when loss_every == 1)
 };
 
 struct NmfOptions {
@@ -23,6 +23,12 @@ struct NmfOptions {
   bool update_maps = true;    ///< false: maps held fixed
   bool update_spectra = true; ///< false: spectra held fixed (stage 2 of PSNMF, transform)
   int n_threads = 0;          ///< 0: the OpenMP default
+  /// Evaluate the loss only every `loss_every` iterations (and at the end): the
+  /// loss costs one log per nonzero, as much as the rest of an iteration. The
+  /// stopping rule is checked when a loss is known, on the mean decrease per
+  /// iteration since the previous one: (L_prev - L) / (L_prev * m) <= tol over
+  /// m iterations. 1 checks every iteration.
+  int loss_every = 1;
   /// Called after every iteration on the calling thread; return false to stop early.
   std::function<bool(const IterationReport &)> callback;
 };
@@ -31,8 +37,11 @@ struct NmfResult {
   int n_iter = 0;
   bool converged = false; ///< stopped by tol
   bool stopped_by_callback = false;
-  /// Loss of the initial state and after every iteration: n_iter + 1 values.
+  /// Loss of the initial state, then every `loss_every` iterations, then of the
+  /// returned factors: loss_history[t] is the loss after loss_iterations[t]
+  /// iterations (0 first, n_iter last; n_iter + 1 values when loss_every == 1).
   std::vector<double> loss_history;
+  std::vector<int> loss_iterations;
 };
 
 /// Fit X ~ maps * spectra by minimising the generalised KL divergence.
