@@ -20,8 +20,14 @@ void check_factor_shapes(const py::array &maps, const py::array &spectra, std::i
 
 py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factors spectra,
              int max_iter, double tol, bool update_maps, bool update_spectra, int n_threads,
-             const py::object &callback, int loss_every) {
+             const py::object &callback, int loss_every, const std::string &solver) {
   NmfOptions options;
+  if (solver == "mu")
+    options.solver = Solver::mu;
+  else if (solver == "cd")
+    options.solver = Solver::cd;
+  else
+    throw py::value_error("solver must be 'mu' or 'cd', got '" + solver + "'");
   options.max_iter = max_iter;
   options.tol = tol;
   options.update_maps = update_maps;
@@ -72,7 +78,8 @@ void bind_nmf(py::module_ &m) {
         py::arg("spectra").noconvert(), py::arg("max_iter"), py::arg("tol"),
         py::arg("update_maps") = true, py::arg("update_spectra") = true, py::arg("n_threads") = 0,
         py::arg("callback") = py::none(), py::arg("loss_every") = 1,
-        "Multiplicative KL updates of maps (n_rows, k) and spectra (k, n_cols) in place.");
+        py::arg("solver") = "mu",
+        "KL updates (solver 'mu' or 'cd') of maps (n_rows, k) and spectra (k, n_cols) in place.");
   m.def("kl_divergence", &divergence, py::arg("counts"), py::arg("n_cols"),
         py::arg("maps").noconvert(), py::arg("spectra").noconvert(), py::arg("n_threads") = 0,
         "Generalised KL divergence D(X || maps @ spectra), evaluated at the nonzeros of X.");

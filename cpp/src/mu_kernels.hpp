@@ -38,14 +38,6 @@ template <int K> inline double model_at(const double *w, const double *h, int k_
   return lambda < kModelFloor ? kModelFloor : lambda;
 }
 
-/// Sum over chunks, in chunk order.
-inline double ordered_sum(const std::vector<double> &partials) {
-  double total = 0.0;
-  for (double v : partials)
-    total += v;
-  return total;
-}
-
 /// Sum over x > 0 of x log(x / lambda), the only data-dependent part of D.
 template <int K, class Rows>
 double log_term(const Rows &rows, const double *maps, const double *spectra_t, int k_runtime,

@@ -15,7 +15,7 @@ from ._counts import Counts, resolve_threads, to_counts
 from ._init import maps_for_fixed_spectra, nndsvda, random_init
 
 _INITS = ("nndsvda", "random", "custom")
-_SOLVERS = ("mu",)
+_SOLVERS = ("mu", "cd")
 _FITTED = (
     "components_",
     "n_iter_",
@@ -41,8 +41,9 @@ def run_updates(
     n_threads: int = 0,
     callback=None,
     loss_every: int = LOSS_EVERY,
+    solver: str = "mu",
 ) -> dict:
-    """Run multiplicative KL updates on float64 C-contiguous factors, in place.
+    """Run KL updates (``solver`` "mu" or "cd") on float64 C-contiguous factors, in place.
 
     Returns the core's report: ``n_iter``, ``converged``, ``loss_history`` and
     ``loss_iterations``: ``loss_history[t]`` is the loss after
@@ -62,6 +63,7 @@ def run_updates(
         n_threads=n_threads,
         callback=callback,
         loss_every=loss_every,
+        solver=solver,
     )
 
 
@@ -91,8 +93,16 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         Number of components (phases), ``1 <= k <= min(n_pixels, n_channels)``.
     init : {"nndsvda", "random", "custom"}, default="nndsvda"
         Initialisation. "custom" takes ``W`` and ``H`` passed to ``fit_transform``.
-    solver : {"mu"}, default="mu"
-        Multiplicative updates.
+    solver : {"mu", "cd"}, default="mu"
+        "mu": the multiplicative updates above (scikit-learn's iterates).
+        "cd": cyclic coordinate descent (Hsieh & Dhillon, KDD 2011): each
+        iteration sweeps every map entry, then every spectrum entry, with one
+        projected Newton step on the same objective,
+        :math:`w \leftarrow \max(0, w - \partial_w D / \partial^2_w D)`,
+        evaluated at the nonzeros of X; a step that lowers the entry is halved
+        until the derivative at its end is >= 0, so every step lowers the loss.
+        It needs a column-major copy of the nonzeros when the spectra are
+        updated and usually reaches a given loss in far less time than "mu".
     max_iter : int, default=200
         Maximum number of iterations.
     tol : float, default=1e-4
@@ -262,6 +272,7 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             tol=self.tol,
             n_threads=n_threads,
             callback=self._progress(),
+            solver=self.solver,
         )
         self._warn_if_not_converged(report)
         self.components_ = spectra
@@ -311,6 +322,7 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             tol=self.tol,
             update_spectra=False,
             n_threads=n_threads,
+            solver=self.solver,
         )
         return maps
 
