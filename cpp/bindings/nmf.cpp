@@ -56,8 +56,8 @@ py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factor
   out["stopped_by_callback"] = result.stopped_by_callback;
   out["loss_history"] = py::array_t<double>(static_cast<py::ssize_t>(result.loss_history.size()),
                                             result.loss_history.data());
-  out["loss_iterations"] = py::array_t<int>(
-      static_cast<py::ssize_t>(result.loss_iterations.size()), result.loss_iterations.data());
+  out["loss_iterations"] = py::array_t<int>(static_cast<py::ssize_t>(result.loss_iterations.size()),
+                                            result.loss_iterations.data());
   return out;
 }
 
@@ -77,8 +77,7 @@ void bind_nmf(py::module_ &m) {
   m.def("fit_poisson_nmf", &fit, py::arg("counts"), py::arg("n_cols"), py::arg("maps").noconvert(),
         py::arg("spectra").noconvert(), py::arg("max_iter"), py::arg("tol"),
         py::arg("update_maps") = true, py::arg("update_spectra") = true, py::arg("n_threads") = 0,
-        py::arg("callback") = py::none(), py::arg("loss_every") = 1,
-        py::arg("solver") = "mu",
+        py::arg("callback") = py::none(), py::arg("loss_every") = 1, py::arg("solver") = "mu",
         "KL updates (solver 'mu' or 'cd') of maps (n_rows, k) and spectra (k, n_cols) in place.");
   m.def("kl_divergence", &divergence, py::arg("counts"), py::arg("n_cols"),
         py::arg("maps").noconvert(), py::arg("spectra").noconvert(), py::arg("n_threads") = 0,

@@ -13,9 +13,9 @@
 #pragma once
 
 #include <algorithm>
-#include <utility>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "parallel.hpp"
@@ -58,7 +58,9 @@ struct CscCounts {
   }
 };
 
-inline double floored(double lambda) { return lambda < kModelFloor ? kModelFloor : lambda; }
+inline double floored(double lambda) {
+  return lambda < kModelFloor ? kModelFloor : lambda;
+}
 
 /// Projected Newton steps on the k coordinates of one factor vector `v` (a maps
 /// row or a spectra column), in order. The entries of X it touches are x(p),
@@ -74,7 +76,7 @@ double *newton_sweep(double *v, const double *linear, std::int64_t n, const X &x
                      const Partner &partner, double *lambda, double *spare, int k_runtime) {
   constexpr int kMaxHalvings = 8;
   const int k = K > 0 ? K : k_runtime;
-  int pending = -1;    // coordinate whose step `step` is being applied
+  int pending = -1; // coordinate whose step `step` is being applied
   double step = 0.0;
   for (int q = 0; q <= k; ++q) {
     double gradient = 0.0, curvature = 0.0, end_gradient = 0.0;
@@ -137,8 +139,7 @@ double *newton_sweep(double *v, const double *linear, std::int64_t n, const X &x
 }
 
 /// Sum of x log(x / lambda) over the given entries, explicit zeros skipped.
-template <class X>
-double entries_log_term(std::int64_t n, const X &x, const double *lambda) {
+template <class X> double entries_log_term(std::int64_t n, const X &x, const double *lambda) {
   double acc = 0.0;
   for (std::int64_t p = 0; p < n; ++p) {
     const double xp = x(p);

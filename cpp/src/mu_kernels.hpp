@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "parallel.hpp"
-#include "row_access.hpp"
 #include "psnmf/divergence.hpp"
+#include "row_access.hpp"
 
 namespace psnmf::detail {
 

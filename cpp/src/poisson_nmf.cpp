@@ -140,8 +140,7 @@ NmfResult run_coordinate_descent(const Rows &rows, FactorsView f, const NmfOptio
       result.loss_history.push_back(log_term - sum_x + dot(maps_colsum, spectra_rowsum));
       result.loss_iterations.push_back(it);
     }
-    if (options.callback &&
-        !options.callback(IterationReport{it, result.loss_history.back()})) {
+    if (options.callback && !options.callback(IterationReport{it, result.loss_history.back()})) {
       result.stopped_by_callback = true;
       break;
     }

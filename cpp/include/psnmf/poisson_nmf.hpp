@@ -10,7 +10,8 @@ namespace psnmf {
 
 struct IterationReport {
   int iteration = 0; ///< iterations completed so far (1-based)
-  double loss = 0.0; ///< latest loss known (of the state before this iteration when loss_every == 1)
+  double loss =
+      0.0; ///< latest loss known (of the state before this iteration when loss_every == 1)
 };
 
 /// How the factors are updated; both minimise the same objective.
@@ -65,10 +66,10 @@ struct NmfResult {
 /// with lambda = maps * spectra evaluated only where X > 0 and floored at
 /// kModelFloor. With Solver::cd an iteration is one sweep over all maps, then
 /// all spectra entries (see Solver); its loss is that of the state after the
-/// iteration, and loss_iterations say which. Zero denominators are guarded like scikit-learn's, and spectra
-/// entries below double epsilon are set to 0. Results are bitwise identical
-/// for any n_threads: reductions run over a fixed partition of the rows in a
-/// fixed order. The factors are updated in place and must be non-negative.
+/// iteration, and loss_iterations say which. Zero denominators are guarded like scikit-learn's, and
+/// spectra entries below double epsilon are set to 0. Results are bitwise identical for any
+/// n_threads: reductions run over a fixed partition of the rows in a fixed order. The factors are
+/// updated in place and must be non-negative.
 template <class Value>
 NmfResult fit_poisson_nmf(const CsrView<Value> &counts, FactorsView factors,
                           const NmfOptions &options = {});
