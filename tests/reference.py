@@ -62,3 +62,50 @@ def low_rank_poisson(n_pixels, n_channels, k, counts_per_pixel, seed=0, concentr
     maps = fractions * counts_per_pixel
     X = rng.poisson(maps @ spectra)
     return X, maps, spectra
+
+
+def _newton_coordinates(v, linear, x, partner, max_halvings=8):
+    """Projected Newton steps on each coordinate of v in turn (the "cd" solver).
+
+    v (k,) is updated in place; x (n,) are the nonzero counts it touches and
+    partner (n, k) the partner factor vectors there; linear (k,) the derivative
+    of sum(lambda). A step down is halved until the derivative at its end is >= 0.
+    """
+    lam = partner @ v
+    for q in range(v.size):
+        a = partner[:, q]
+        floored = np.maximum(lam, EPS32)
+        gradient = linear[q] - np.sum(x / floored * a)
+        curvature = np.sum(x / floored**2 * a * a)
+        if curvature > 0:
+            step = max(-v[q], -gradient / curvature)
+        else:
+            step = -v[q] if gradient > 0 else 0.0
+        if step < 0:
+            for halving in range(max_halvings):
+                end = linear[q] - np.sum(x * a / np.maximum(lam + step * a, EPS32))
+                if end >= 0:
+                    break
+                step = 0.5 * step if halving + 1 < max_halvings else 0.0
+        v[q] = max(v[q] + step, 0.0)
+        lam = lam + step * a
+
+
+def cd_kl(X, W, H, n_iter, update_W=True, update_H=True):
+    """Cyclic coordinate descent for KL NMF: every map row, then every spectrum column."""
+    X = np.asarray(X, dtype=np.float64)
+    W, H = W.astype(np.float64), H.astype(np.float64)
+    for _ in range(n_iter):
+        if update_W:
+            linear = H.sum(axis=1)
+            for i in range(X.shape[0]):
+                nz = X[i] > 0
+                _newton_coordinates(W[i], linear, X[i, nz], H[:, nz].T)
+        if update_H:
+            linear = W.sum(axis=0)
+            for j in range(X.shape[1]):
+                nz = X[:, j] > 0
+                column = H[:, j].copy()
+                _newton_coordinates(column, linear, X[nz, j], W[nz])
+                H[:, j] = column
+    return W, H

@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from psnmf import PoissonNMF, _core
 from psnmf._counts import to_counts
 
-from reference import generalized_kl, low_rank_poisson, mu_kl, spectral_angles_deg
+from reference import cd_kl, generalized_kl, low_rank_poisson, mu_kl, spectral_angles_deg
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,9 @@ def test_loss_history_starts_at_init_and_never_increases(problem):
     X, W0, H0 = problem
     model, _ = fit_custom(X, W0, H0, 200)
     history = model.loss_history_
-    assert history.shape == (model.n_iter_ + 1,)
+    # Evaluated every 10 iterations, at 0 and at the end.
+    assert np.array_equal(model.loss_iterations_, np.arange(0, 201, 10))
+    assert history.shape == model.loss_iterations_.shape
     assert history[0] == pytest.approx(generalized_kl(X, W0, H0), rel=1e-10)
     # Rounding of the last bits only, never a real increase.
     assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
@@ -155,8 +157,11 @@ def test_tol_stops_early_and_is_monotone():
     X, _, _ = low_rank_poisson(300, 64, 2, counts_per_pixel=200, seed=5)
     model = PoissonNMF(2, tol=1e-3, max_iter=1000, random_state=0).fit(X)
     assert 2 <= model.n_iter_ < 1000
-    h = model.loss_history_
-    assert (h[-3] - h[-2]) <= 1e-3 * h[-3]  # the stopping rule held on the last iteration
+    h, at = model.loss_history_, model.loss_iterations_
+    assert at[-1] == model.n_iter_ and at[-2] == model.n_iter_ - 1 and at[-3] == at[-2] - 10
+    # The stopping rule (mean relative decrease per iteration) held at the last check only.
+    assert (h[-3] - h[-2]) <= 1e-3 * h[-3] * 10
+    assert np.all(h[:-3] - h[1:-2] > 1e-3 * h[:-3] * np.diff(at[:-2]))
 
 
 @pytest.mark.parametrize("init", ["nndsvda", "random"])
@@ -244,7 +249,7 @@ def test_sparse_dense_input_converts_to_csr():
         (np.ones((5, 4)), {"n_components": 5}, ValueError, "n_components=5"),
         (np.ones((5, 4)), {"n_components": 0}, ValueError, "n_components must be >= 1"),
         (np.ones((5, 4)), {"init": "svd"}, ValueError, "init must be one of"),
-        (np.ones((5, 4)), {"solver": "cd"}, ValueError, "solver must be one of"),
+        (np.ones((5, 4)), {"solver": "als"}, ValueError, "solver must be one of"),
         (np.ones((5, 4)), {"tol": -1.0}, ValueError, "tol must be"),
         (np.ones((5, 4)), {"n_threads": 0}, ValueError, "n_threads must be >= 1"),
         (np.ones((5, 4)), {"init": "custom"}, ValueError, "needs W"),
@@ -270,3 +275,90 @@ def test_passes_scikit_learn_estimator_checks():
     failed = [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
     assert not failed
     assert len(results) > 30
+
+
+def test_loss_every_one_gives_every_iteration():
+    X, W0, H0 = low_rank_poisson(50, 20, 2, counts_per_pixel=40, seed=2)[0], None, None
+    rng = np.random.default_rng(0)
+    W0, H0 = rng.uniform(0.1, 1, (50, 2)), rng.uniform(0.1, 1, (2, 20))
+    counts = to_counts(X)
+    reports = {}
+    for every in (1, 10):
+        W, H = W0.copy(), H0.copy()
+        reports[every] = _core.fit_poisson_nmf(
+            counts.core, 20, W, H, max_iter=25, tol=0, n_threads=1, loss_every=every
+        )
+    assert np.array_equal(reports[1]["loss_iterations"], np.arange(26))
+    assert np.array_equal(reports[10]["loss_iterations"], [0, 10, 20, 25])
+    # Skipping the loss changes nothing else: the same losses where both evaluate them.
+    assert np.array_equal(reports[10]["loss_history"], reports[1]["loss_history"][[0, 10, 20, 25]])
+    with pytest.raises(ValueError, match="loss_every"):
+        _core.fit_poisson_nmf(counts.core, 20, W0.copy(), H0.copy(), 5, 0.0, loss_every=0)
+    with pytest.raises(ValueError, match="solver"):
+        _core.fit_poisson_nmf(counts.core, 20, W0.copy(), H0.copy(), 5, 0.0, solver="als")
+
+
+# -- coordinate descent ----------------------------------------------------------------------
+
+
+def fit_cd(X, W0, H0, n_iter, n_threads=1):
+    model = PoissonNMF(3, init="custom", solver="cd", max_iter=n_iter, tol=0, n_threads=n_threads)
+    W = model.fit_transform(X, W=W0, H=H0)
+    return model, W
+
+
+@pytest.mark.parametrize("kind", ["float64", "csr", "uint16"])
+def test_cd_iterates_equal_numpy_reference(problem, kind):
+    X, W0, H0 = problem
+    model, W = fit_cd(as_input(X, kind), W0, H0, 4)
+    W_ref, H_ref = cd_kl(X, W0, H0, 4)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-9, atol=1e-12 * W_ref.max())
+    np.testing.assert_allclose(model.components_, H_ref, rtol=1e-9, atol=1e-12 * H_ref.max())
+    assert model.reconstruction_err_ == pytest.approx(generalized_kl(X, W, model.components_))
+
+
+def test_cd_fixed_spectra_equals_numpy_reference(problem):
+    X, W0, H0 = problem
+    W = W0.copy()
+    counts = to_counts(X)
+    report = _core.fit_poisson_nmf(
+        counts.core, X.shape[1], W, H0.copy(), 3, 0.0, update_spectra=False, solver="cd"
+    )
+    W_ref, _ = cd_kl(X, W0, H0, 3, update_H=False)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-9, atol=1e-12 * W_ref.max())
+    assert report["n_iter"] == 3
+
+
+def test_cd_is_monotone_and_reaches_mu_stationary_loss(problem):
+    X, W0, H0 = problem
+    model = PoissonNMF(3, init="custom", solver="cd", max_iter=300, tol=0, n_threads=1)
+    model.fit(X, W=W0, H=H0)
+    history = model.loss_history_
+    assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
+    mu, _ = fit_custom(X, W0, H0, 2000)
+    # Both converge to a stationary point of the same objective: cd at least as low.
+    assert history[-1] <= mu.reconstruction_err_ * (1 + 1e-9)
+    assert history[-1] == pytest.approx(mu.reconstruction_err_, rel=1e-3)
+
+
+def test_cd_threads_and_formats_give_bitwise_identical_results(problem):
+    X, W0, H0 = problem
+    results = [
+        fit_cd(as_input(X, kind), W0, H0, 15, n_threads)
+        for kind in ("float64", "csr", "csc")
+        for n_threads in (1, 2, 3)
+    ]
+    model0, W_first = results[0]
+    for model, W in results[1:]:
+        assert np.array_equal(W, W_first)
+        assert np.array_equal(model.components_, model0.components_)
+        assert np.array_equal(model.loss_history_, model0.loss_history_)
+
+
+def test_cd_transform_matches_mu_transform(problem):
+    X, _, _ = problem
+    model = PoissonNMF(3, max_iter=100, tol=0, random_state=0, n_threads=1).fit(X)
+    W_mu = model.set_params(max_iter=2000, tol=1e-12).transform(X)
+    W_cd = model.set_params(solver="cd", max_iter=200, tol=1e-12).transform(X)
+    # Maps for fixed spectra solve a convex problem: both reach its optimum.
+    np.testing.assert_allclose(W_cd, W_mu, rtol=0, atol=1e-3 * W_mu.max())

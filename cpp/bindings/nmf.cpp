@@ -20,13 +20,20 @@ void check_factor_shapes(const py::array &maps, const py::array &spectra, std::i
 
 py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factors spectra,
              int max_iter, double tol, bool update_maps, bool update_spectra, int n_threads,
-             const py::object &callback) {
+             const py::object &callback, int loss_every, const std::string &solver) {
   NmfOptions options;
+  if (solver == "mu")
+    options.solver = Solver::mu;
+  else if (solver == "cd")
+    options.solver = Solver::cd;
+  else
+    throw py::value_error("solver must be 'mu' or 'cd', got '" + solver + "'");
   options.max_iter = max_iter;
   options.tol = tol;
   options.update_maps = update_maps;
   options.update_spectra = update_spectra;
   options.n_threads = n_threads;
+  options.loss_every = loss_every;
   // Both run on this thread outside parallel regions: reacquire the GIL to let
   // Ctrl-C in between the passes of every iteration (latency: one pass), and the
   // user's progress callback after each iteration.
@@ -53,6 +60,8 @@ py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factor
   out["stopped_by_callback"] = result.stopped_by_callback;
   out["loss_history"] = py::array_t<double>(static_cast<py::ssize_t>(result.loss_history.size()),
                                             result.loss_history.data());
+  out["loss_iterations"] = py::array_t<int>(static_cast<py::ssize_t>(result.loss_iterations.size()),
+                                            result.loss_iterations.data());
   return out;
 }
 
@@ -72,8 +81,8 @@ void bind_nmf(py::module_ &m) {
   m.def("fit_poisson_nmf", &fit, py::arg("counts"), py::arg("n_cols"), py::arg("maps").noconvert(),
         py::arg("spectra").noconvert(), py::arg("max_iter"), py::arg("tol"),
         py::arg("update_maps") = true, py::arg("update_spectra") = true, py::arg("n_threads") = 0,
-        py::arg("callback") = py::none(),
-        "Multiplicative KL updates of maps (n_rows, k) and spectra (k, n_cols) in place.");
+        py::arg("callback") = py::none(), py::arg("loss_every") = 1, py::arg("solver") = "mu",
+        "KL updates (solver 'mu' or 'cd') of maps (n_rows, k) and spectra (k, n_cols) in place.");
   m.def("kl_divergence", &divergence, py::arg("counts"), py::arg("n_cols"),
         py::arg("maps").noconvert(), py::arg("spectra").noconvert(), py::arg("n_threads") = 0,
         "Generalised KL divergence D(X || maps @ spectra), evaluated at the nonzeros of X.");

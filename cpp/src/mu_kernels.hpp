@@ -14,6 +14,7 @@
 
 #include "parallel.hpp"
 #include "psnmf/divergence.hpp"
+#include "row_access.hpp"
 
 namespace psnmf::detail {
 
@@ -37,14 +38,6 @@ template <int K> inline double model_at(const double *w, const double *h, int k_
   return lambda < kModelFloor ? kModelFloor : lambda;
 }
 
-/// Sum over chunks, in chunk order.
-inline double ordered_sum(const std::vector<double> &partials) {
-  double total = 0.0;
-  for (double v : partials)
-    total += v;
-  return total;
-}
-
 /// Sum over x > 0 of x log(x / lambda), the only data-dependent part of D.
 template <int K, class Rows>
 double log_term(const Rows &rows, const double *maps, const double *spectra_t, int k_runtime,
@@ -66,6 +59,28 @@ double log_term(const Rows &rows, const double *maps, const double *spectra_t, i
   return ordered_sum(partial);
 }
 
+/// ratio[p] = x_p / lambda_p for the entries of one row of X, in three simple
+/// loops (gather-dot, divide, log) rather than one: the division loop
+/// vectorises, and each loop keeps few values live. Returns the row's log term
+/// when `with_loss` (explicit zeros skipped), else 0.
+template <int K, class Value>
+double row_ratios(const RowSpan<Value> &r, const double *w, const double *spectra_t, int k_runtime,
+                  bool with_loss, double *ratio) {
+  const int k = K > 0 ? K : k_runtime;
+  for (std::int64_t p = 0; p < r.n; ++p)
+    ratio[p] = model_at<K>(w, spectra_t + std::int64_t(r.cols[p]) * k, k);
+  for (std::int64_t p = 0; p < r.n; ++p)
+    ratio[p] = static_cast<double>(r.x[p]) / ratio[p];
+  double loss = 0.0;
+  if (with_loss)
+    for (std::int64_t p = 0; p < r.n; ++p) {
+      const double x = static_cast<double>(r.x[p]);
+      if (x != 0.0)
+        loss += x * std::log(ratio[p]);
+    }
+  return loss;
+}
+
 /// maps <- maps * ((X / lambda) spectra^T) / denominator, row by row.
 /// Returns the log term of the loss of the state *before* the update when
 /// `with_loss`, and writes the column sums of the updated maps.
@@ -73,33 +88,39 @@ template <int K, class Rows>
 double update_maps_pass(const Rows &rows, double *maps, const double *spectra_t,
                         const double *denominator, int k_runtime, bool with_loss,
                         double *maps_colsum, int n_threads) {
+  using Value = typename Rows::value_type;
   const int k = K > 0 ? K : k_runtime;
   const RowPartition part(rows.n_rows());
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
   std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
-  for (std::int64_t c = 0; c < part.n_chunks; ++c) {
+#pragma omp parallel num_threads(n_threads)
+  {
+    RowScratch<Value> row_scratch;
+    std::vector<double> ratio(static_cast<std::size_t>(rows.n_cols()));
     KBuffer<K> numerator_buf(k);
     double *numerator = numerator_buf.get();
-    double *colsum = colsum_partial.data() + c * k;
-    double loss = 0.0;
-    for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
-      double *w = maps + i * k;
-      std::fill(numerator, numerator + k, 0.0);
-      rows.for_each_nonzero(i, [&](std::int32_t j, double x) {
-        const double *h = spectra_t + std::int64_t(j) * k;
-        const double ratio = x / model_at<K>(w, h, k);
-        if (with_loss)
-          loss += x * std::log(ratio);
-        for (int q = 0; q < k; ++q)
-          numerator[q] += ratio * h[q];
-      });
-      for (int q = 0; q < k; ++q) {
-        w[q] *= numerator[q] / denominator[q];
-        colsum[q] += w[q];
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t c = 0; c < part.n_chunks; ++c) {
+      double *colsum = colsum_partial.data() + c * k;
+      double loss = 0.0;
+      for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
+        double *w = maps + i * k;
+        const RowSpan<Value> r = rows.row(i, row_scratch);
+        loss += row_ratios<K>(r, w, spectra_t, k, with_loss, ratio.data());
+        std::fill(numerator, numerator + k, 0.0);
+        for (std::int64_t p = 0; p < r.n; ++p) {
+          const double *h = spectra_t + std::int64_t(r.cols[p]) * k;
+          const double rp = ratio[p];
+          for (int q = 0; q < k; ++q)
+            numerator[q] += rp * h[q];
+        }
+        for (int q = 0; q < k; ++q) {
+          w[q] *= numerator[q] / denominator[q];
+          colsum[q] += w[q];
+        }
       }
+      loss_partial[static_cast<std::size_t>(c)] = loss;
     }
-    loss_partial[static_cast<std::size_t>(c)] = loss;
   }
   for (int q = 0; q < k; ++q) {
     double s = 0.0;
@@ -118,6 +139,7 @@ template <int K, class Rows>
 double update_spectra_pass(const Rows &rows, const double *maps, double *spectra_t,
                            const double *denominator, int k_runtime, bool with_loss,
                            std::vector<double> &scratch, int n_threads) {
+  using Value = typename Rows::value_type;
   const int k = K > 0 ? K : k_runtime;
   const std::int64_t n_cols = rows.n_cols();
   const std::int64_t block = n_cols * k;
@@ -126,6 +148,8 @@ double update_spectra_pass(const Rows &rows, const double *maps, double *spectra
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
 #pragma omp parallel num_threads(n_threads)
   {
+    RowScratch<Value> row_scratch;
+    std::vector<double> ratio(static_cast<std::size_t>(n_cols));
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t c = 0; c < part.n_chunks; ++c) {
       double *acc = scratch.data() + c * block;
@@ -133,15 +157,14 @@ double update_spectra_pass(const Rows &rows, const double *maps, double *spectra
       double loss = 0.0;
       for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
         const double *w = maps + i * k;
-        rows.for_each_nonzero(i, [&](std::int32_t j, double x) {
-          const std::int64_t offset = std::int64_t(j) * k;
-          const double ratio = x / model_at<K>(w, spectra_t + offset, k);
-          if (with_loss)
-            loss += x * std::log(ratio);
-          double *a = acc + offset;
+        const RowSpan<Value> r = rows.row(i, row_scratch);
+        loss += row_ratios<K>(r, w, spectra_t, k, with_loss, ratio.data());
+        for (std::int64_t p = 0; p < r.n; ++p) {
+          double *a = acc + std::int64_t(r.cols[p]) * k;
+          const double rp = ratio[p];
           for (int q = 0; q < k; ++q)
-            a[q] += ratio * w[q];
-        });
+            a[q] += rp * w[q];
+        }
       }
       loss_partial[static_cast<std::size_t>(c)] = loss;
     }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,5 +45,13 @@ struct RowPartition {
   std::int64_t begin(std::int64_t chunk) const { return chunk * n_rows / n_chunks; }
   std::int64_t end(std::int64_t chunk) const { return (chunk + 1) * n_rows / n_chunks; }
 };
+
+/// Sum of per-chunk partials, in chunk order.
+inline double ordered_sum(const std::vector<double> &partials) {
+  double total = 0.0;
+  for (double v : partials)
+    total += v;
+  return total;
+}
 
 } // namespace psnmf::detail

@@ -2,10 +2,12 @@
 #include "psnmf/poisson_nmf.hpp"
 
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
+#include "cd_kernels.hpp"
 #include "factor_state.hpp"
 #include "mu_kernels.hpp"
 #include "row_access.hpp"
@@ -30,7 +32,10 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
 
   NmfResult result;
   const bool any_update = options.update_maps || options.update_spectra;
+  double latest_loss = 0.0;
   for (int it = 1; any_update && it <= options.max_iter; ++it) {
+    // The loss of the state after it - 1 iterations comes free of a pass of its own.
+    const bool with_loss = (it - 1) % options.loss_every == 0;
     double loss = 0.0;
     if (options.update_maps) {
       for (std::int64_t q = 0; q < k; ++q)
@@ -38,7 +43,7 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
       const double log_term =
           detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
-                                      true, maps_colsum.data(), n_threads);
+                                      with_loss, maps_colsum.data(), n_threads);
       loss = log_term - sum_x + sum_lambda;
     }
     if (options.check_interrupt)
@@ -48,34 +53,119 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
       for (std::int64_t q = 0; q < k; ++q)
         denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
-      const bool with_loss = !options.update_maps;
+      const bool spectra_loss = with_loss && !options.update_maps;
       const double log_term =
           detail::update_spectra_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
-                                         with_loss, scratch, n_threads);
-      if (with_loss)
+                                         spectra_loss, scratch, n_threads);
+      if (spectra_loss)
         loss = log_term - sum_x + sum_lambda;
       spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
     }
-    result.loss_history.push_back(loss);
     result.n_iter = it;
     if (options.check_interrupt)
       options.check_interrupt();
-
-    if (options.callback && !options.callback(IterationReport{it, loss})) {
+    bool converged = false;
+    if (with_loss) {
+      auto &h = result.loss_history;
+      h.push_back(loss);
+      result.loss_iterations.push_back(it - 1);
+      latest_loss = loss;
+      if (options.tol > 0.0 && h.size() >= 2) {
+        const double previous = h[h.size() - 2];
+        const int span = it - 1 - result.loss_iterations[h.size() - 2];
+        converged = previous - loss <= options.tol * std::abs(previous) * span;
+      }
+    }
+    if (options.callback && !options.callback(IterationReport{it, latest_loss})) {
       result.stopped_by_callback = true;
       break;
     }
-    const auto &h = result.loss_history;
-    if (options.tol > 0.0 && h.size() >= 2) {
-      const double previous = h[h.size() - 2];
-      if (previous - h.back() <= options.tol * std::abs(previous)) {
-        result.converged = true;
-        break;
-      }
+    if (converged) {
+      result.converged = true;
+      break;
     }
   }
   const double log_term = detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads);
-  result.loss_history.push_back(log_term - sum_x + dot(maps_colsum, spectra_rowsum));
+  const double final_loss = log_term - sum_x + dot(maps_colsum, spectra_rowsum);
+  if (result.loss_iterations.empty() || result.loss_iterations.back() != result.n_iter) {
+    result.loss_history.push_back(final_loss);
+    result.loss_iterations.push_back(result.n_iter);
+  }
+  detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
+  return result;
+}
+
+/// Relative decrease per iteration between the last two losses <= tol.
+inline bool loss_converged(const NmfResult &r, double tol) {
+  const auto &h = r.loss_history;
+  if (tol <= 0.0 || h.size() < 2)
+    return false;
+  const double previous = h[h.size() - 2];
+  const int span = r.loss_iterations.back() - r.loss_iterations[h.size() - 2];
+  return previous - h.back() <= tol * std::abs(previous) * span;
+}
+
+template <int K, class Rows>
+NmfResult run_coordinate_descent(const Rows &rows, FactorsView f, const NmfOptions &options) {
+  const std::int64_t k = f.n_components;
+  const std::int64_t n_cols = rows.n_cols();
+  const int n_threads = detail::resolve_threads(options.n_threads);
+
+  std::vector<double> spectra_t = detail::transpose_spectra(f.spectra, k, n_cols);
+  std::vector<double> maps_colsum = detail::maps_column_sums(f.maps, rows.n_rows(), k);
+  std::vector<double> spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+  const double sum_x = detail::total_counts(rows, n_threads);
+  const auto loss_now = [&] {
+    return detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads) - sum_x +
+           dot(maps_colsum, spectra_rowsum);
+  };
+  std::unique_ptr<detail::CscCounts> csc;
+  if (options.update_spectra && options.max_iter > 0)
+    csc = std::make_unique<detail::CscCounts>(rows);
+
+  NmfResult result;
+  result.loss_history.push_back(loss_now());
+  result.loss_iterations.push_back(0);
+  const bool any_update = options.update_maps || options.update_spectra;
+  for (int it = 1; any_update && it <= options.max_iter; ++it) {
+    const bool with_loss = it % options.loss_every == 0;
+    double log_term = 0.0;
+    if (options.update_maps)
+      log_term = detail::cd_maps_sweep<K>(rows, f.maps, spectra_t.data(), spectra_rowsum.data(),
+                                          int(k), with_loss && !options.update_spectra,
+                                          maps_colsum.data(), n_threads);
+    if (options.check_interrupt)
+      options.check_interrupt();
+    if (options.update_spectra) {
+      log_term = detail::cd_spectra_sweep<K>(*csc, f.maps, spectra_t.data(), maps_colsum.data(),
+                                             int(k), with_loss, n_threads);
+      spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+    }
+    result.n_iter = it;
+    if (options.check_interrupt)
+      options.check_interrupt();
+    if (with_loss) {
+      result.loss_history.push_back(log_term - sum_x + dot(maps_colsum, spectra_rowsum));
+      result.loss_iterations.push_back(it);
+    }
+    if (options.callback && !options.callback(IterationReport{it, result.loss_history.back()})) {
+      result.stopped_by_callback = true;
+      break;
+    }
+    if (with_loss && loss_converged(result, options.tol)) {
+      result.converged = true;
+      break;
+    }
+  }
+  // The last value is the divergence of the returned factors, evaluated afresh.
+  if (result.loss_iterations.back() == result.n_iter && result.n_iter > 0) {
+    result.loss_history.pop_back();
+    result.loss_iterations.pop_back();
+  }
+  if (result.n_iter > 0 || result.loss_history.empty()) {
+    result.loss_history.push_back(loss_now());
+    result.loss_iterations.push_back(result.n_iter);
+  }
   detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
   return result;
 }
@@ -85,10 +175,16 @@ template <class Rows> NmfResult fit(const Rows &rows, FactorsView f, const NmfOp
     throw std::invalid_argument("max_iter must be >= 0, got " + std::to_string(options.max_iter));
   if (!(options.tol >= 0.0) || !std::isfinite(options.tol))
     throw std::invalid_argument("tol must be finite and >= 0");
+  if (options.loss_every < 1)
+    throw std::invalid_argument("loss_every must be >= 1, got " +
+                                std::to_string(options.loss_every));
   detail::check_factors(ConstFactorsView{f.n_components, f.maps, f.spectra}, rows.n_rows(),
                         rows.n_cols());
   return detail::dispatch_rank(f.n_components, [&](auto rank) {
-    return run_updates<decltype(rank)::value>(rows, f, options);
+    constexpr int K = decltype(rank)::value;
+    if (options.solver == Solver::cd)
+      return run_coordinate_descent<K>(rows, f, options);
+    return run_updates<K>(rows, f, options);
   });
 }
 

@@ -7,12 +7,28 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "psnmf/matrix_view.hpp"
 
 namespace psnmf::detail {
 
+/// The stored entries of one row: columns and counts, n of them. A CSR row may
+/// hold explicit zeros; kernels that take a log must skip them.
+template <class Value> struct RowSpan {
+  const std::int32_t *cols = nullptr;
+  const Value *x = nullptr;
+  std::int64_t n = 0;
+};
+
+/// Per-thread buffers a dense row is gathered into.
+template <class Value> struct RowScratch {
+  std::vector<std::int32_t> cols;
+  std::vector<Value> x;
+};
+
 template <class Value> struct CsrRows {
+  using value_type = Value;
   const CsrView<Value> &m;
   std::int64_t n_rows() const { return m.n_rows; }
   std::int64_t n_cols() const { return m.n_cols; }
@@ -24,9 +40,15 @@ template <class Value> struct CsrRows {
         f(m.indices[p], x);
     }
   }
+
+  RowSpan<Value> row(std::int64_t i, RowScratch<Value> &) const {
+    const std::int64_t begin = m.indptr[i];
+    return {m.indices + begin, m.values + begin, m.indptr[i + 1] - begin};
+  }
 };
 
 template <class Value> struct DenseRows {
+  using value_type = Value;
   const DenseView<Value> &m;
   std::int64_t n_rows() const { return m.n_rows; }
   std::int64_t n_cols() const { return m.n_cols; }
@@ -38,6 +60,22 @@ template <class Value> struct DenseRows {
       if (x != 0.0)
         f(static_cast<std::int32_t>(j), x);
     }
+  }
+
+  /// The nonzeros of row i, gathered into `s`.
+  RowSpan<Value> row(std::int64_t i, RowScratch<Value> &s) const {
+    s.cols.resize(static_cast<std::size_t>(m.n_cols));
+    s.x.resize(static_cast<std::size_t>(m.n_cols));
+    const Value *x_row = m.values + i * m.n_cols;
+    std::int64_t n = 0;
+    for (std::int64_t j = 0; j < m.n_cols; ++j) {
+      if (x_row[j] != Value(0)) {
+        s.cols[n] = static_cast<std::int32_t>(j);
+        s.x[n] = x_row[j];
+        ++n;
+      }
+    }
+    return {s.cols.data(), s.x.data(), n};
   }
 };
 

@@ -17,8 +17,18 @@ from ._memory import check_allocation
 from ._validation import check_factor_matrix, check_n_components, clear_fitted
 
 _INITS = ("nndsvda", "random", "custom")
-_SOLVERS = ("mu",)
-_FITTED = ("components_", "n_iter_", "reconstruction_err_", "loss_history_", "n_components_")
+_SOLVERS = ("mu", "cd")
+_FITTED = (
+    "components_",
+    "n_iter_",
+    "reconstruction_err_",
+    "loss_history_",
+    "loss_iterations_",
+    "n_components_",
+)
+# The loss costs a log per nonzero, as much as an update: evaluate it (and the
+# stopping rule) every LOSS_EVERY iterations, as scikit-learn does.
+LOSS_EVERY = 10
 
 
 def run_updates(
@@ -32,11 +42,16 @@ def run_updates(
     update_spectra: bool = True,
     n_threads: int = 0,
     callback=None,
+    loss_every: int = LOSS_EVERY,
+    solver: str = "mu",
 ) -> dict:
-    """Run multiplicative KL updates on float64 C-contiguous factors, in place.
+    """Run KL updates (``solver`` "mu" or "cd") on float64 C-contiguous factors, in place.
 
-    Returns the core's report: ``n_iter``, ``converged``, ``loss_history``
-    (n_iter + 1 values: the initial loss, then after each iteration).
+    Returns the core's report: ``n_iter``, ``converged``, ``loss_history`` and
+    ``loss_iterations``: ``loss_history[t]`` is the loss after
+    ``loss_iterations[t]`` iterations, evaluated at 0, every ``loss_every``
+    iterations and at ``n_iter`` (the returned factors). ``tol`` is compared
+    with the mean relative decrease per iteration between two evaluations.
     """
     return _core.fit_poisson_nmf(
         counts.core,
@@ -49,6 +64,8 @@ def run_updates(
         update_spectra=update_spectra,
         n_threads=n_threads,
         callback=callback,
+        loss_every=loss_every,
+        solver=solver,
     )
 
 
@@ -78,13 +95,23 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         Number of components (phases), ``1 <= k <= min(n_pixels, n_channels)``.
     init : {"nndsvda", "random", "custom"}, default="nndsvda"
         Initialisation. "custom" takes ``W`` and ``H`` passed to ``fit_transform``.
-    solver : {"mu"}, default="mu"
-        Multiplicative updates.
+    solver : {"mu", "cd"}, default="mu"
+        "mu": the multiplicative updates above (scikit-learn's iterates).
+        "cd": cyclic coordinate descent (Hsieh & Dhillon, KDD 2011): each
+        iteration sweeps every map entry, then every spectrum entry, with one
+        projected Newton step on the same objective,
+        :math:`w \leftarrow \max(0, w - \partial_w D / \partial^2_w D)`,
+        evaluated at the nonzeros of X; a step that lowers the entry is halved
+        until the derivative at its end is >= 0, so every step lowers the loss.
+        It needs a column-major copy of the nonzeros when the spectra are
+        updated and usually reaches a given loss in far less time than "mu".
     max_iter : int, default=200
         Maximum number of iterations.
     tol : float, default=1e-4
-        Stop when the loss decreases by less than ``tol`` times itself over one
-        iteration. ``tol=0`` runs ``max_iter`` iterations.
+        Stop when the loss decreases by less than ``tol`` times itself per
+        iteration, on average over the 10 iterations since it was last
+        evaluated (the loss costs as much as an update, so it is evaluated every
+        10 iterations, as in scikit-learn). ``tol=0`` runs ``max_iter`` iterations.
     random_state : int, RandomState instance or None, default=None
         Seeds the randomized SVD of "nndsvda" and the "random" init.
     n_threads : int or None, default=None
@@ -103,8 +130,12 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     reconstruction_err_ : float
         Generalised KL divergence of the final factors (not scikit-learn's
         ``sqrt(2 D)``).
-    loss_history_ : ndarray of shape (n_iter_ + 1,)
-        Loss of the initial factors, then after each iteration; non-increasing.
+    loss_history_ : ndarray of shape (n_evaluations,)
+        Loss of the initial factors, then every 10 iterations, then of the
+        final factors (``reconstruction_err_``); non-increasing.
+    loss_iterations_ : ndarray of int of shape (n_evaluations,)
+        Iterations after which each ``loss_history_`` value was evaluated:
+        0, 10, 20, ..., ``n_iter_``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when X has feature names.
 
@@ -197,8 +228,9 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             return None
 
         def report(iteration, loss):
-            if iteration % 10 == 0:
-                print(f"PoissonNMF iteration {iteration:4d}  loss {loss:.6e}")
+            # The loss of the state after iteration - 1 is known from this iteration on.
+            if (iteration - 1) % LOSS_EVERY == 0:
+                print(f"PoissonNMF iteration {iteration - 1:4d}  loss {loss:.6e}")
             return True
 
         return report
@@ -245,12 +277,14 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             tol=self.tol,
             n_threads=n_threads,
             callback=self._progress(),
+            solver=self.solver,
         )
         self._warn_if_not_converged(report)
         self.components_ = spectra
         self.n_components_ = k
         self.n_iter_ = int(report["n_iter"])
         self.loss_history_ = report["loss_history"]
+        self.loss_iterations_ = report["loss_iterations"]
         self.reconstruction_err_ = float(report["loss_history"][-1])
         return maps
 
@@ -296,6 +330,7 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             tol=self.tol,
             update_spectra=False,
             n_threads=n_threads,
+            solver=self.solver,
         )
         return maps
 
