@@ -150,7 +150,9 @@ def test_refinement_updates_spectra_at_full_resolution(low_dose_cube):
     refined = fit(cube, bin_factor=4, refine_iter=20)
     assert plain.n_iter_["refine"] == 0 and plain.loss_history_["refine"].size == 0
     history = refined.loss_history_["refine"]
-    assert refined.n_iter_["refine"] == history.size - 1 > 0
+    evaluated = refined.loss_iterations_["refine"]
+    assert refined.n_iter_["refine"] == evaluated[-1] > 0 and evaluated[0] == 0
+    assert evaluated.size == history.size
     # refinement starts where stage 2 ended and never increases the loss
     assert history[0] == pytest.approx(refined.loss_history_["full"][-1], rel=1e-12)
     assert np.all(np.diff(history) <= 1e-12 * history[:-1])

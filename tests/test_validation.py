@@ -56,7 +56,7 @@ def with_value(array, index, value, dtype=np.float64):
         (X, {"tol": np.nan}, ValueError, "tol must be"),
         (X, {"tol": "small"}, ValueError, "tol must be"),
         (X, {"init": "svd"}, ValueError, "init must be one of"),
-        (X, {"solver": "cd"}, ValueError, "solver must be one of"),
+        (X, {"solver": "als"}, ValueError, "solver must be one of"),
         (X, {"n_threads": 0}, ValueError, "n_threads must be >= 1"),
         (X, {"n_threads": 1.0}, TypeError, "n_threads must be None or a positive int"),
         (X, {"n_threads": 100000}, ValueError, "n_threads=100000 must be <= 1024"),

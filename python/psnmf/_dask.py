@@ -217,13 +217,20 @@ def run_updates(
     -------
     maps : list of persisted delayed ndarray (n_c, k)
     spectra : ndarray (k, C)
-    report : dict with n_iter, converged, loss_history (n_iter + 1 values)
+    report : dict with n_iter, converged, loss_history and loss_iterations, recorded
+        as the in-memory core does: the loss before iteration ``it`` enters the
+        history when ``(it - 1) % LOSS_EVERY == 0``, the stopping rule compares the
+        mean decrease per iteration since the previous entry with ``tol``, and the
+        loss of the returned factors comes last.
     """
+    from .nmf import LOSS_EVERY
+
     dask, _ = _dask()
     spectra = np.array(spectra, dtype=np.float64, order="C")
-    history = []
+    history, evaluated = [], []
     converged = False
     n_iter = 0
+    latest = np.nan
     for iteration in range(1, max_iter + 1):
         spectra_task = dask.delayed(spectra.copy())
         steps = [
@@ -237,15 +244,30 @@ def run_updates(
         numerator, maps_colsum, loss = total.compute()
         if update_spectra:
             _core.apply_spectra_update(spectra, numerator, maps_colsum)
-        history.append(loss)
         n_iter = iteration
-        if callback is not None and not callback(iteration, loss):
+        stop = False
+        if (iteration - 1) % LOSS_EVERY == 0:  # the loss after iteration - 1 iterations
+            history.append(loss)
+            evaluated.append(iteration - 1)
+            latest = loss
+            if tol > 0 and len(history) >= 2:
+                span = evaluated[-1] - evaluated[-2]
+                stop = history[-2] - history[-1] <= tol * abs(history[-2]) * span
+        if callback is not None and not callback(iteration, latest):
             break
-        if tol > 0 and len(history) >= 2 and history[-2] - history[-1] <= tol * abs(history[-2]):
+        if stop:
             converged = True
             break
-    history.append(loss_of(blocks, maps, spectra))
-    return maps, spectra, {"n_iter": n_iter, "converged": converged, "loss_history": history}
+    if not evaluated or evaluated[-1] != n_iter:
+        history.append(loss_of(blocks, maps, spectra))
+        evaluated.append(n_iter)
+    report = {
+        "n_iter": n_iter,
+        "converged": converged,
+        "loss_history": np.asarray(history),
+        "loss_iterations": np.asarray(evaluated, dtype=np.int32),
+    }
+    return maps, spectra, report
 
 
 def loss_of(blocks: Blocks, maps, spectra) -> float:
@@ -421,6 +443,7 @@ def fit_transform(estimator, X, W=None, H=None, *, persist_counts="auto"):
     estimator.n_components_ = k
     estimator.n_iter_ = int(report["n_iter"])
     estimator.loss_history_ = np.asarray(report["loss_history"])
+    estimator.loss_iterations_ = report["loss_iterations"]
     estimator.reconstruction_err_ = float(report["loss_history"][-1])
     return blocks.as_array(maps, k)
 
@@ -601,6 +624,7 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
             for span in spans
         ]
         binned_loss, binned_iter = stage1.loss_history, stage1.n_iter
+        binned_evaluated = stage1.loss_iterations
         restart_losses = stage1.losses
     else:
         # One run over the chunks (n_init restarts are not repeated at full size).
@@ -620,6 +644,7 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
         maps = [dask.delayed(np.multiply)(m, totals) for m in maps]
         maps_binned = _assemble_maps(maps, spans, cube.chunks, k)
         binned_loss, binned_iter = np.asarray(report["loss_history"]), int(report["n_iter"])
+        binned_evaluated = report["loss_iterations"]
 
     maps, _, report = run_updates(
         blocks,
@@ -645,6 +670,11 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
         "refine": np.empty(0),
     }
     estimator.n_iter_ = {"binned": binned_iter, "full": int(report["n_iter"]), "refine": 0}
+    estimator.loss_iterations_ = {
+        "binned": binned_evaluated,
+        "full": report["loss_iterations"],
+        "refine": np.empty(0, int),
+    }
     return estimator
 
 

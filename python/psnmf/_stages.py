@@ -20,12 +20,15 @@ class Stage1Result:
     """Best of the stage-1 restarts on the binned matrix.
 
     spectra : (k, C) rows summing to 1; maps : (n_binned, k) counts per binned
-    pixel; loss_history : the chosen run's; losses : final loss of every restart.
+    pixel; loss_history, loss_iterations : the chosen run's losses and the
+    iterations after which they were evaluated; losses : final loss of every
+    restart.
     """
 
     spectra: np.ndarray
     maps: np.ndarray
     loss_history: np.ndarray
+    loss_iterations: np.ndarray
     n_iter: int
     losses: np.ndarray
 
@@ -82,7 +85,9 @@ def fit_spectra(
             best = (model, maps)
     model, maps = best
     maps, spectra = normalise_spectra(maps, model.components_)
-    return Stage1Result(spectra, maps, model.loss_history_, model.n_iter_, np.array(losses))
+    return Stage1Result(
+        spectra, maps, model.loss_history_, model.loss_iterations_, model.n_iter_, np.array(losses)
+    )
 
 
 def upsample_maps(maps_binned: np.ndarray, factor, image_shape) -> np.ndarray:

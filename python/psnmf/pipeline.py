@@ -36,7 +36,7 @@ class BinnedResult:
     maps : ndarray (k, ny // fy, nx // fx)
         Counts per binned pixel.
     loss_history : ndarray
-        Generalised KL of the kept restart, initial then per iteration.
+        Generalised KL of the kept restart, every 10 iterations and at the end.
     restart_losses : ndarray (n_init,)
         Final loss of every restart; the lowest was kept.
     """
@@ -97,7 +97,10 @@ class PSNMF(BaseEstimator):
         The held-out deviances behind ``bin_factor="auto"``.
     loss_history_ : dict
         ``{"binned": ndarray, "full": ndarray, "refine": ndarray}``: generalised
-        KL per iteration of each stage ("refine" is empty when not refined).
+        KL of each stage, evaluated every 10 iterations and at the end
+        ("refine" is empty when not refined).
+    loss_iterations_ : dict
+        Same keys: the iterations after which each loss was evaluated.
     n_iter_ : dict
         Iterations of each stage, same keys.
     image_shape_ : (int, int)
@@ -224,7 +227,7 @@ class PSNMF(BaseEstimator):
         full = _stages.fit_maps(
             counts, spectra, maps, max_iter=self.max_iter, tol=self.tol, n_threads=n_threads
         )
-        refined = {"loss_history": np.empty(0), "n_iter": 0}
+        refined = {"loss_history": np.empty(0), "loss_iterations": np.empty(0, int), "n_iter": 0}
         if self.refine_iter > 0:
             refined = _stages.refine(
                 counts, maps, spectra, max_iter=self.refine_iter, tol=self.tol, n_threads=n_threads
@@ -248,6 +251,11 @@ class PSNMF(BaseEstimator):
             "binned": stage1.loss_history,
             "full": full["loss_history"],
             "refine": refined["loss_history"],
+        }
+        self.loss_iterations_ = {
+            "binned": stage1.loss_iterations,
+            "full": full["loss_iterations"],
+            "refine": refined["loss_iterations"],
         }
         self.n_iter_ = {
             "binned": stage1.n_iter,
