@@ -101,9 +101,14 @@ def test_auto_bin_factor_bins_smooth_low_dose_data(low_dose_cube):
     selection = model.bin_selection_
     assert model.bin_factor_[0] > 1
     assert selection.factor == model.bin_factor_[0]
-    # the chosen factor is the best held-out candidate, mapped to the full dose
-    best = selection.candidates[int(np.argmin(selection.heldout_deviance))]
-    assert selection.factor == max(1, round(best / np.sqrt(2)))
+    # the chosen factor is the smallest candidate within one standard error of the best
+    # held-out deviance, mapped to the full dose
+    excess = selection.heldout_deviance - selection.heldout_deviance.min()
+    within = [
+        b for b, e, se in zip(selection.candidates, excess, selection.standard_error) if e <= se
+    ]
+    assert selection.factor == max(1, round(min(within) / np.sqrt(2)))
+    assert np.all(selection.standard_error >= 0)
     assert (
         selection.heldout_deviance[selection.candidates.index(1)]
         > selection.heldout_deviance.min()

@@ -7,8 +7,15 @@ for channel, with no pixel left out. For each candidate bin factor b, PSNMF
 (stage 1 on half a binned b x b, stage 2 on half a at full resolution) gives a
 model of half a; its generalised KL divergence from half b is the held-out
 Poisson deviance (up to a constant that does not depend on the model). Noise
-fitted by a too-small b and detail blurred by a too-large b both raise it; the
-candidate with the lowest held-out deviance wins.
+fitted by a too-small b and detail blurred by a too-large b both raise it. The
+candidates run exactly the stages (iterations, tolerance) the final fit will
+run, from one stage-1 start.
+
+Neighbouring candidates often differ by less than the noise of the held-out
+half, so the choice follows the one-standard-error rule towards less binning:
+the deviance is summed over horizontal stripes of the image, and the smallest
+factor whose excess over the best one is within one standard error of the
+stripe-paired differences wins (binning only where the data show it pays).
 
 The halves carry half the dose, and the counts a binned pixel needs are what
 sets b, so the factor chosen on the halves is divided by sqrt(2) (rounded, at
@@ -32,9 +39,9 @@ from .binning import bin_pixels
 # Candidate bin factors (per axis) tried on the half-dose data; divided by
 # sqrt(2) they give the full-data factors 1, 1, 2, 3, 4, 6 and 8.
 CANDIDATES = (1, 2, 3, 4, 6, 8, 11)
-# The selection compares candidates, it does not need converged fits: these
-# limits keep it to a fraction of the final fit's cost.
-SELECTION_SETTINGS = {"max_iter_binned": 200, "max_iter": 50, "tol": 1e-5}
+# Stripes of the held-out half whose paired deviance differences give the
+# standard error of the one-standard-error rule.
+N_STRIPES = 16
 # A binned image must keep this many pixels per component for stage 1.
 MIN_BINNED_PIXELS_PER_COMPONENT = 16
 # Central crop used for the selection on large images.
@@ -54,6 +61,9 @@ class BinSelection:
     heldout_deviance : ndarray (n_candidates,)
         Generalised KL of the held-out half from each candidate's model, per
         held-out count (lower is better).
+    standard_error : ndarray (n_candidates,)
+        Standard error of each candidate's excess over the lowest deviance,
+        from stripe-paired differences (0 for the lowest).
     crop : (slice, slice)
         Region of the image the selection used.
     """
@@ -61,6 +71,7 @@ class BinSelection:
     factor: int
     candidates: tuple
     heldout_deviance: np.ndarray
+    standard_error: np.ndarray
     crop: tuple
 
 
@@ -106,8 +117,12 @@ def feasible_factors(image_shape, n_components: int, candidates=CANDIDATES) -> t
 
 def heldout_deviance(
     half_a, half_b, image_shape, n_components, factor, *, settings, random_state, n_threads
-) -> float:
-    """PSNMF with bin ``factor`` on ``half_a``; its KL divergence from ``half_b`` per count."""
+) -> np.ndarray:
+    """PSNMF with bin ``factor`` on ``half_a``; its KL divergence from ``half_b``.
+
+    Returns the divergence of each of ``N_STRIPES`` horizontal stripes of pixels,
+    shape (n_stripes,), in counts (sum them for the whole crop).
+    """
     factor2 = (factor, factor)
     binned = bin_pixels(half_a, image_shape, factor2) if factor > 1 else half_a
     stage1 = _stages.fit_spectra(
@@ -130,9 +145,42 @@ def heldout_deviance(
         tol=settings["tol"],
         n_threads=n_threads,
     )
-    judge = to_counts(half_b, n_threads=n_threads)
-    deviance = _core.kl_divergence(judge.core, judge.shape[1], maps, spectra, n_threads)
-    return deviance / max(judge.total(), 1.0)
+    edges = stripe_edges(image_shape)
+    deviance = np.zeros(len(edges) - 1)
+    for j, (start, stop) in enumerate(zip(edges[:-1], edges[1:])):
+        if half_b[start:stop].nnz == 0 and not maps[start:stop].any():
+            continue  # nothing predicted, nothing held out: 0
+        judge = to_counts(half_b[start:stop], n_threads=n_threads)
+        stripe_maps = np.ascontiguousarray(maps[start:stop])
+        deviance[j] = _core.kl_divergence(
+            judge.core, judge.shape[1], stripe_maps, spectra, n_threads
+        )
+    return deviance
+
+
+def stripe_edges(image_shape) -> np.ndarray:
+    """Pixel offsets of up to ``N_STRIPES`` stripes of whole image rows."""
+    ny, nx = image_shape
+    rows = np.unique(np.linspace(0, ny, min(N_STRIPES, ny) + 1).round().astype(int))
+    return rows * nx
+
+
+def one_standard_error_choice(candidates, stripe_deviance) -> tuple[int, np.ndarray]:
+    """Index of the smallest candidate within one standard error of the best.
+
+    stripe_deviance : (n_candidates, n_stripes). Returns the index and the
+    standard error of each candidate's excess over the best.
+    """
+    totals = stripe_deviance.sum(axis=1)
+    best = int(np.argmin(totals))
+    differences = stripe_deviance - stripe_deviance[best]
+    n_stripes = stripe_deviance.shape[1]
+    error = np.sqrt(n_stripes) * differences.std(axis=1, ddof=1) if n_stripes > 1 else 0 * totals
+    order = np.argsort(candidates)
+    for i in order:
+        if totals[i] - totals[best] <= error[i]:
+            return int(i), error
+    return best, error
 
 
 def select_bin_factor(
@@ -156,8 +204,8 @@ def select_bin_factor(
         (ny, nx).
     n_components : int
     settings : dict
-        ``init`` of stage 1; ``max_iter_binned``, ``max_iter`` and ``tol`` of
-        the stages default to ``SELECTION_SETTINGS``.
+        ``init``, ``max_iter_binned``, ``max_iter`` and ``tol`` of the stages
+        (the final fit's).
     random_state : int, RandomState or None
         Seeds the split and the stage-1 fits.
     n_threads : int
@@ -170,7 +218,6 @@ def select_bin_factor(
     -------
     BinSelection
     """
-    settings = {**SELECTION_SETTINGS, **settings}
     rng = check_random_state(random_state)
     ys, xs = central_crop(image_shape, max_pixels)
     ny, nx = image_shape
@@ -180,7 +227,7 @@ def select_bin_factor(
     half_a, half_b = split_counts(crop, rng)
     tried = feasible_factors(crop_shape, n_components, candidates)
     seed = int(rng.randint(np.iinfo(np.int32).max))
-    deviance = np.array(
+    stripes = np.array(
         [
             heldout_deviance(
                 half_a,
@@ -195,6 +242,8 @@ def select_bin_factor(
             for b in tried
         ]
     )
-    best_half = tried[int(np.argmin(deviance))]
-    factor = max(1, int(round(best_half / np.sqrt(2.0))))
-    return BinSelection(factor, tried, deviance, (ys, xs))
+    chosen, error = one_standard_error_choice(tried, stripes)
+    per_count = stripes.sum(axis=1) / max(float(half_b.sum()), 1.0)
+    error = error / max(float(half_b.sum()), 1.0)
+    factor = max(1, int(round(tried[chosen] / np.sqrt(2.0))))
+    return BinSelection(factor, tried, per_count, error, (ys, xs))

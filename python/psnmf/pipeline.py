@@ -168,7 +168,12 @@ class PSNMF(BaseEstimator):
                 pixels,
                 image_shape,
                 self.n_components,
-                settings={"init": self.init},
+                settings={
+                    "init": self.init,
+                    "max_iter_binned": self.max_iter_binned,
+                    "max_iter": self.max_iter,
+                    "tol": self.tol,
+                },
                 random_state=rng,
                 n_threads=n_threads,
             )

@@ -53,6 +53,14 @@ def _scan_bin_factor(mean_counts: float, image_shape, kmax: int) -> int:
     return int(min(max(b, 1), _SCAN_MAX_FACTOR))
 
 
+def _psnmf_stage_settings(n_components: int) -> dict:
+    """The stage settings of a default ``PSNMF``, which the selection runs."""
+    from .pipeline import PSNMF
+
+    params = PSNMF(n_components).get_params()
+    return {key: params[key] for key in ("init", "max_iter_binned", "max_iter", "tol")}
+
+
 def _psnmf_auto_bin(cube, n_components: int, seed, n_threads) -> int:
     """The bin factor of PSNMF's ``bin_factor="auto"`` (the one place scan depends on it)."""
     ny, nx, n_channels = cube.shape
@@ -60,7 +68,7 @@ def _psnmf_auto_bin(cube, n_components: int, seed, n_threads) -> int:
         cube.reshape(-1, n_channels),
         (ny, nx),
         n_components,
-        settings={"init": "nndsvda"},
+        settings=_psnmf_stage_settings(n_components),
         random_state=seed,
         n_threads=0 if n_threads is None else n_threads,
     )
