@@ -14,9 +14,9 @@ import time
 import warnings
 
 import numpy as np
-from bench_nmf import low_dose_counts
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
+from workloads import low_rank_counts
 
 from psnmf import _core
 from psnmf._counts import to_counts
@@ -65,7 +65,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    X = low_dose_counts(args.pixels, args.channels, args.k, args.density)
+    X = low_rank_counts(args.pixels, args.channels, args.k, args.density)
     rng = np.random.default_rng(1)
     W0 = rng.uniform(0.1, 1.0, (args.pixels, args.k))
     H0 = rng.uniform(0.1, 1.0, (args.k, args.channels))
