@@ -107,7 +107,24 @@ class PSNMF(BaseEstimator):
 
     Notes
     -----
-    DEFAULTS_NOTE
+    The defaults are the ones that win ``bench/VALIDATION.md`` (``python
+    bench/validate.py``: 3 phantoms x doses 10, 50, 250 counts/pixel x 3 seeds,
+    128 x 128 x 1024). All 21 target checks pass there.
+
+    - Against plain Poisson NMF at full resolution, PSNMF has the smaller median
+      spectral angle and mean at% error at every dose. At 10 counts/pixel:
+      3.7 vs 39.3 deg and 0.69 vs 18.1 at% (particles), 5.5 vs 30.4 deg and
+      3.4 vs 19.6 at% (catalyst), 5.3 vs 23.9 deg and 2.7 vs 16.7 at% (lamella).
+    - Its reconstruction is closer to the noise-free cube than Poisson-weighted
+      PCA's in every case.
+    - ``n_init=4`` beats one stage-1 run: median mean at% error 0.85 vs 0.89.
+    - Refining the spectra at full resolution (``refine_iter=100``) costs
+      accuracy: 4.2 vs 2.9 deg median angle, 2.7 vs 0.85 at%.
+    - "auto" chose 6-8 at 10 counts/pixel and 2-3 at 250.
+
+    Poisson NMF has local minima. On the catalyst, the Pt shell and the PtNi
+    core share Pt lines, and one of them is still partly mixed at high dose:
+    22 at% worst error vs 30 for plain NMF.
     """
 
     def __init__(
