@@ -96,3 +96,34 @@ def test_psnmf_and_binning_bitwise_reproducible_for_any_thread_count():
     for n_threads in (2, 3, 2):
         for got, want in zip(run(n_threads), reference):
             assert np.array_equal(got, want), n_threads
+
+
+def test_numpy_based_steps_run_under_the_requested_blas_limit():
+    from psnmf._blas_threads import limits_blas_threads
+
+    @limits_blas_threads
+    def blas_threads():
+        return {
+            lib["num_threads"]
+            for lib in threadpoolctl.threadpool_info()
+            if lib["user_api"] == "blas"
+        }
+
+    if not blas_threads():
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    assert blas_threads(n_threads=1) == {1}
+    with pytest.raises(ValueError, match="n_threads"):
+        blas_threads(n_threads=0)
+
+
+def test_denoise_pca_and_quantify_take_n_threads():
+    from psnmf import denoise_pca, quantify, simulate
+
+    np.testing.assert_array_equal(denoise_pca(CUBE, 2, n_threads=1), denoise_pca(CUBE, 2))
+    data = simulate.particles_in_matrix((16, 16), dose=50.0, seed=1)
+    args = (data.spectra, data.energy, list(data.lines), data.k_factors)
+    limited = quantify(*args, beam_energy=data.beam_energy, efficiency=None, n_threads=1)
+    default = quantify(*args, beam_energy=data.beam_energy, efficiency=None)
+    np.testing.assert_allclose(limited.atomic_percent, default.atomic_percent, rtol=1e-12)
+    with pytest.raises(TypeError, match="n_threads"):
+        denoise_pca(CUBE, 2, n_threads=1.5)

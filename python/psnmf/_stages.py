@@ -6,9 +6,11 @@ bin-factor selection (bin_selection.py) run exactly the same procedure.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._counts import Counts
@@ -79,11 +81,20 @@ def fit_spectra(
             n_threads=n_threads or None,
             verbose=verbose,
         )
-        maps = model.fit_transform(binned)
+        with warnings.catch_warnings():  # one warning below, for the run that is kept
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            maps = model.fit_transform(binned)
         losses.append(model.reconstruction_err_)
         if best is None or model.reconstruction_err_ < best[0].reconstruction_err_:
             best = (model, maps)
     model, maps = best
+    if model.n_iter_ >= max_iter:
+        warnings.warn(
+            f"PSNMF stage 1: max_iter_binned={max_iter} reached before the relative loss "
+            f"decrease fell below tol={tol}",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     maps, spectra = normalise_spectra(maps, model.components_)
     return Stage1Result(
         spectra, maps, model.loss_history_, model.loss_iterations_, model.n_iter_, np.array(losses)

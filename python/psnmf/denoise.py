@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import svds
 
+from ._blas_threads import limits_blas_threads
 from ._memory import check_allocation
 from ._validation import check_counts, check_n_components
 
@@ -62,6 +63,7 @@ def _truncated_svd(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return svds(x, k=k, v0=v0, solver="arpack")
 
 
+@limits_blas_threads
 def denoise_pca(cube, n_components: int, *, poisson_scaling: bool = True) -> np.ndarray:
     """Denoise a spectrum image by rank-k PCA, with Keenan–Kotula Poisson scaling.
 
@@ -73,6 +75,8 @@ def denoise_pca(cube, n_components: int, *, poisson_scaling: bool = True) -> np.
         Number of components k kept, 1 <= k <= min(n_pixels, C).
     poisson_scaling : bool
         Apply the Keenan–Kotula weighting (module docstring) before the SVD and undo it after.
+    n_threads : int or None
+        Threads of numpy's BLAS/LAPACK and ARPACK during the call (None: their default).
 
     Returns
     -------

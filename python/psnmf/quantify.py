@@ -72,6 +72,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 
 from . import xray
+from ._blas_threads import limits_blas_threads
 from ._validation import check_int, check_real
 
 __all__ = [
@@ -767,6 +768,7 @@ def _linear_covariance(operator, mean):
 # ----------------------------------------------------------------------------- public
 
 
+@limits_blas_threads
 def quantify(
     spectra,
     energy,
@@ -847,6 +849,8 @@ def quantify(
         meaningful uncertainties of normalised spectra.
     tol, max_iter : float, int
         Convergence of the absorption correction (change of any weight fraction).
+    n_threads : int or None
+        Threads of numpy's BLAS/LAPACK during the call (None: their default).
 
     Returns
     -------
