@@ -547,7 +547,7 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
     from . import _stages
     from .bin_selection import MAX_SELECTION_PIXELS, central_crop
     from .nmf import PoissonNMF
-    from .pipeline import BinnedResult
+    from .pipeline import BinnedResult, resolve_n_init
 
     dask, da = _dask()
     cube = _as_cube(X, image_shape)
@@ -609,7 +609,7 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
             binned.reshape(-1, n_channels),
             estimator.n_components,
             init=estimator.init,
-            n_init=estimator.n_init,
+            n_init=resolve_n_init(estimator.n_init, binned.shape[0] * binned.shape[1]),
             max_iter=estimator.max_iter_binned,
             tol=estimator.tol,
             random_state=rng,

@@ -227,7 +227,10 @@ def check_psnmf_params(estimator, image_shape=None) -> None:
     if k < 1:
         raise ValueError(f"n_components={k} is out of range: n_components must be >= 1")
     check_choice(estimator.init, "init", ("nndsvda", "random"))
-    check_int(estimator.n_init, "n_init", minimum=1)
+    if isinstance(estimator.n_init, str):
+        check_choice(estimator.n_init, "n_init", ("auto",))
+    else:
+        check_int(estimator.n_init, "n_init", minimum=1)
     check_int(estimator.max_iter_binned, "max_iter_binned", minimum=1)
     check_int(estimator.max_iter, "max_iter", minimum=1)
     check_int(estimator.refine_iter, "refine_iter", minimum=0)

@@ -48,6 +48,18 @@ class BinnedResult:
     restart_losses: np.ndarray
 
 
+# n_init="auto": restarts while the binned image is at most this many pixels.
+AUTO_RESTARTS = 4
+AUTO_RESTARTS_MAX_PIXELS = 65536
+
+
+def resolve_n_init(n_init, n_binned_pixels: int) -> int:
+    """Stage-1 runs for ``n_init`` ("auto" or an int) on a binned image of that size."""
+    if isinstance(n_init, str):
+        return AUTO_RESTARTS if n_binned_pixels <= AUTO_RESTARTS_MAX_PIXELS else 1
+    return int(n_init)
+
+
 class PSNMF(BaseEstimator):
     """Two-stage Poisson NMF pan-sharpening (PSNMF) of a STEM-EDX spectrum image.
 
@@ -69,8 +81,10 @@ class PSNMF(BaseEstimator):
         (:mod:`psnmf.bin_selection`); it may choose 1.
     init : {"nndsvda", "random"}, default="nndsvda"
         Initialisation of the first stage-1 run; further restarts are random.
-    n_init : int, default=4
-        Stage-1 restarts; the one with the lowest loss is kept.
+    n_init : "auto" or int, default="auto"
+        Stage-1 runs; the one with the lowest loss is kept. "auto": 4 while the
+        binned image has at most 65536 pixels (restarts cost little there and
+        won the validation table), 1 above (stage 1 then dominates the cost).
     max_iter_binned, max_iter : int, default=500, 200
         Iteration limits of stage 1 and stage 2.
     refine_iter : int, default=0
@@ -117,7 +131,8 @@ class PSNMF(BaseEstimator):
       3.4 vs 19.6 at% (catalyst), 5.3 vs 23.9 deg and 2.7 vs 16.7 at% (lamella).
     - Its reconstruction is closer to the noise-free cube than Poisson-weighted
       PCA's in every case.
-    - ``n_init=4`` beats one stage-1 run: median mean at% error 0.85 vs 0.89.
+    - ``n_init="auto"`` (4 runs on these images) beats one stage-1 run: median
+      mean at% error 0.85 vs 0.89.
     - Refining the spectra at full resolution (``refine_iter=100``) costs
       accuracy: 4.2 vs 2.9 deg median angle, 2.7 vs 0.85 at%.
     - "auto" chose 6-8 at 10 counts/pixel and 2-3 at 250.
@@ -133,7 +148,7 @@ class PSNMF(BaseEstimator):
         *,
         bin_factor="auto",
         init="nndsvda",
-        n_init=4,
+        n_init="auto",
         max_iter_binned=500,
         max_iter=200,
         refine_iter=0,
@@ -237,7 +252,7 @@ class PSNMF(BaseEstimator):
             binned,
             self.n_components,
             init=self.init,
-            n_init=self.n_init,
+            n_init=resolve_n_init(self.n_init, binned.shape[0]),
             max_iter=self.max_iter_binned,
             tol=self.tol,
             random_state=rng,
