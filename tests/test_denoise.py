@@ -73,3 +73,33 @@ def test_two_dimensional_input_and_errors():
         denoise_pca(counts, 2.5)
     with pytest.raises(ValueError, match="cube"):
         denoise_pca(counts[0, 0], 1)
+
+
+def test_values_beyond_the_float32_range_raise_a_clear_error():
+    # Found by fuzzing: 8e107 became inf in the float32 working copy and ARPACK failed.
+    cube = np.full((2, 2), 8.2e107)
+    with pytest.raises(ValueError, match="cube holds values up to 8.2e"):
+        denoise_pca(cube, 1)
+    np.testing.assert_allclose(denoise_pca(np.full((3, 3), 1e17), 1), 1e17, rtol=1e-5)
+
+
+def test_degenerate_tiny_values_fall_back_to_the_dense_svd():
+    # Found by fuzzing: ARPACK could not build an Arnoldi factorization here.
+    cube = np.array([[1.55622773e-317, 2.61308565e-231], [3.31036972e-28, 3.31036972e-28]])
+    denoised = denoise_pca(cube, 1)
+    assert np.all(np.isfinite(denoised)) and np.all(denoised >= 0)
+
+
+def test_arpack_failure_falls_back_to_the_dense_svd(monkeypatch):
+    from scipy.sparse.linalg import ArpackError
+
+    import psnmf.denoise as module
+
+    _, counts = low_rank_cube(shape=(10, 10), n_channels=16)
+    expected = denoise_pca(counts, 2)
+
+    def failing(*args, **kwargs):
+        raise ArpackError(-9999)
+
+    monkeypatch.setattr(module, "svds", failing)
+    np.testing.assert_allclose(denoise_pca(counts, 2), expected, rtol=1e-4, atol=1e-4)

@@ -401,3 +401,12 @@ def test_simulate_builders_bad_input(kwargs, error, match):
 
     with pytest.raises(error, match=match):
         simulate.particles_in_matrix(**{"shape": (16, 16), **kwargs})
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_float_counts_beyond_2_53_raise_instead_of_overflowing_to_nan(layout):
+    # Found by fuzzing: a value of 3.9e304 overflowed the model and the maps came out NaN.
+    X = np.array([[6.7e-96, 3.9e304], [8.2e107, 8.2e107]])
+    X = sp.csr_matrix(X) if layout == "csr" else X
+    with pytest.raises(ValueError, match=r"X holds values up to 3\.9e\+304 > 2\*\*53"):
+        PoissonNMF(1, max_iter=5).fit(X)

@@ -15,7 +15,12 @@ import scipy.sparse as sp
 
 from . import _core
 from ._memory import check_allocation
-from ._validation import check_counts, check_counts_values, check_n_threads
+from ._validation import (
+    FLOAT64_EXACT_LIMIT,
+    check_counts,
+    check_counts_values,
+    check_n_threads,
+)
 
 # Dense input with fewer nonzeros than this fraction is converted to CSR.
 CSR_DENSITY_THRESHOLD = 0.5
@@ -126,6 +131,8 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
         raise ValueError(
             f"{name} contains negative, NaN or infinite values; counts must be finite and >= 0"
         ) from None
+    if max_value > FLOAT64_EXACT_LIMIT:
+        check_counts_values(X, name)  # names the limit
     value_dtype = _value_dtype(X.dtype, max_value)
     check_allocation(_working_bytes(X, nonzero, value_dtype), f"the working copy of {name}")
     if nonzero < CSR_DENSITY_THRESHOLD * X.size:

@@ -124,6 +124,12 @@ def check_counts_values(values: np.ndarray, name: str, *, sparse_data: bool = Fa
         if np.isinf(low) or np.isinf(high):
             at = _first_location(np.isinf, values)
             raise ValueError(f"{name} contains infinity {where} {at}; counts must be finite")
+        if high > FLOAT64_EXACT_LIMIT:
+            # Found by fuzzing: 4e304 overflowed the model to NaN. No count is this large.
+            raise ValueError(
+                f"{name} holds values up to {float(high):.3g} > 2**53; counts must be at most "
+                "2**53 (the model's sums would lose precision or overflow): rescale them"
+            )
     elif kind in "iu":
         # Only what can fail is scanned: the sign of signed types, the 2**53 limit of
         # 64-bit ones. uint8/16/32 need no pass at all.

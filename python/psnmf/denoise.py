@@ -15,7 +15,7 @@ at 0.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse.linalg import svds
+from scipy.sparse.linalg import ArpackError, svds
 
 from ._blas_threads import limits_blas_threads
 from ._memory import check_allocation
@@ -54,13 +54,23 @@ def poisson_weights(cube) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.where(g > 0, g, 1.0)), np.sqrt(np.where(h > 0, h, 1.0))
 
 
+# float32 working copy: the SVD squares the values, which must stay finite (max 3.4e38).
+_FLOAT32_SAFE_MAX = 1e18
+
+
 def _truncated_svd(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if k >= min(x.shape):
         u, s, vt = np.linalg.svd(x, full_matrices=False)
         return u, s, vt
     # A fixed start vector makes ARPACK (and so the baseline) deterministic.
     v0 = np.random.default_rng(0).uniform(0.5, 1.5, min(x.shape)).astype(x.dtype)
-    return svds(x, k=k, v0=v0, solver="arpack")
+    try:
+        return svds(x, k=k, v0=v0, solver="arpack")
+    except ArpackError:
+        # Degenerate spectra (found by fuzzing: values near the float32 underflow) stall
+        # the Arnoldi iteration; the dense SVD in float64 handles them.
+        u, s, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
+        return u[:, :k], s[:k], vt[:k]
 
 
 @limits_blas_threads
@@ -101,12 +111,23 @@ def denoise_pca(cube, n_components: int, *, poisson_scaling: bool = True) -> np.
     x, shape = _as_matrix(cube)
     check_n_components(n_components, *x.shape)
     check_allocation(x.size * 4 * 2, "denoise_pca (dense float32 working copy)")
+    largest = float(np.max(x))
+    if largest > _FLOAT32_SAFE_MAX:
+        raise ValueError(
+            f"cube holds values up to {largest:.3g}; denoise_pca works in float32, whose "
+            f"squares overflow above {_FLOAT32_SAFE_MAX:.0e}: rescale the counts"
+        )
     work = np.array(x, dtype=np.float32)
     if not work.any():
         return work.reshape(shape)  # no counts: the reconstruction is 0 (SVD undefined)
     if poisson_scaling:
         pixel_w, channel_w = poisson_weights(x)
-        pixel_w, channel_w = pixel_w.astype(np.float32), channel_w.astype(np.float32)
+        # Weights below float32's range (found by fuzzing: means ~1e-231) would divide by 0;
+        # their rows and columns hold no float32 counts either, so any weight will do.
+        pixel_w, channel_w = (
+            np.where(w.astype(np.float32) > 0, w, 1.0).astype(np.float32)
+            for w in (pixel_w, channel_w)
+        )
         work /= pixel_w[:, None]
         work /= channel_w[None, :]
     u, s, vt = _truncated_svd(work, int(n_components))

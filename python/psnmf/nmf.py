@@ -87,7 +87,9 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     evaluated by the C++ core only where ``x > 0`` (``lambda`` is floored at
     float32 epsilon there, and zero denominators are guarded as in
     scikit-learn's ``NMF(solver="mu", beta_loss="kullback-leibler")``, whose
-    iterates these are).
+    iterates these are). The loss never increases while the model stays above
+    that floor, i.e. for counts; values far below float32 epsilon (1.2e-7) can
+    make the floored loss rise by a few times their own size.
 
     Parameters
     ----------
