@@ -76,13 +76,15 @@ def psnmf_per_iteration(X, W0, H0, n_threads, lengths=(10, 60), repeats=3, solve
 def time_to_target(X, W0, H0, target, n_threads, solver, max_iter, repeats=3):
     """Wall time of the shortest fit whose loss reaches the target, or None."""
     _, model = psnmf_fit(X, W0, H0, max_iter, n_threads, solver)
+    # The loss is recorded every few iterations: loss_iterations_ says after which.
     history = np.asarray(model.loss_history_)
+    evaluated = np.asarray(model.loss_iterations_)
     reached = np.flatnonzero(history <= target)
     if reached.size == 0:
         return None, None, float(history[-1])
-    n_iter = max(int(reached[0]), 1)
+    n_iter = max(int(evaluated[reached[0]]), 1)
     times = [psnmf_fit(X, W0, H0, n_iter, n_threads, solver)[0] for _ in range(repeats)]
-    return float(np.median(times)), n_iter, float(history[n_iter])
+    return float(np.median(times)), n_iter, float(history[reached[0]])
 
 
 def kernel_model(counts, nnz, n_pixels, n_channels, k):
