@@ -182,3 +182,18 @@ def test_bad_input(low_dose_cube):
         PSNMF(3, n_init=0).fit(cube)
     with pytest.raises(ValueError, match="refine_iter"):
         PSNMF(3, refine_iter=-1).fit(cube)
+
+
+def test_upsampled_maps_repeat_each_bin_over_its_pixels():
+    from psnmf._stages import upsample_block, upsample_maps
+
+    rng = np.random.default_rng(0)
+    grid = rng.uniform(size=(2, 3, 4))  # k=2 maps on 3 x 4 bins of 2 x 3 pixels
+    image = (7, 13)  # one row and one column past the last whole bin
+    reference = np.repeat(np.repeat(grid, 2, axis=1), 3, axis=2) / 6
+    reference = np.pad(reference, ((0, 0), (0, 1), (0, 1)), mode="edge")
+    up = upsample_maps(grid.reshape(2, -1).T, (2, 3), image)
+    np.testing.assert_array_equal(up, reference.reshape(2, -1).T)
+    # a block is the same pixels cut out of the whole image
+    block = upsample_block(grid, (2, 3), 2, 7, 5, 13)
+    np.testing.assert_array_equal(block, reference[:, 2:7, 5:13].reshape(2, -1).T)

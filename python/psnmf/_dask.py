@@ -500,21 +500,6 @@ def _aligned_chunks(chunks, factor, size):
     return tuple(b - a for a, b in zip(edges[:-1], edges[1:]))
 
 
-def _upsampled_block(maps_binned, factor, y0, y1, x0, x1):
-    """Stage-2 start of the pixels [y0:y1, x0:x1]: the pipeline's ``_upsample`` of them.
-
-    maps_binned (k, nyb, nxb) -> (n_block_pixels, k); pixels past the last whole bin
-    take the nearest bin (edge padding), each bin divided by its area.
-    """
-    fy, fx = factor
-    k, nyb, nxb = maps_binned.shape
-    rows = np.minimum(np.arange(y0, y1) // fy, nyb - 1)
-    cols = np.minimum(np.arange(x0, x1) // fx, nxb - 1)
-    per_pixel = maps_binned / (fy * fx)
-    block = per_pixel[:, rows[:, None], cols[None, :]]  # (k, y1 - y0, x1 - x0)
-    return np.ascontiguousarray(block.reshape(k, -1).T)
-
-
 def _as_cube(X, image_shape):
     _, da = _dask()
     if X.ndim == 2:
@@ -620,7 +605,7 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
         maps_binned = stage1.maps.T.reshape(-1, ny // fy, nx // fx)
         maps_binned_task = dask.delayed(maps_binned)
         maps = [
-            dask.delayed(_upsampled_block, pure=True)(maps_binned_task, factor, *span)
+            dask.delayed(_stages.upsample_block, pure=True)(maps_binned_task, factor, *span)
             for span in spans
         ]
         binned_loss, binned_iter = stage1.loss_history, stage1.n_iter

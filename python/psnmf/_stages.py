@@ -101,19 +101,27 @@ def fit_spectra(
     )
 
 
-def upsample_maps(maps_binned: np.ndarray, factor, image_shape) -> np.ndarray:
-    """(n_binned, k) binned maps -> (ny * nx, k) start of stage 2.
+def upsample_block(maps_grid: np.ndarray, factor, y0, y1, x0, x1) -> np.ndarray:
+    """Stage-2 start of the pixels [y0:y1, x0:x1] from binned maps (k, nyb, nxb).
 
     Each bin's counts are spread evenly over its fy * fx pixels; rows and
-    columns cropped by the binning copy the nearest bin.
+    columns past the last whole bin take the nearest bin. Returns
+    (n_block_pixels, k), C-contiguous.
     """
     fy, fx = factor
+    k, nyb, nxb = maps_grid.shape
+    rows = np.minimum(np.arange(y0, y1) // fy, nyb - 1)
+    cols = np.minimum(np.arange(x0, x1) // fx, nxb - 1)
+    block = (maps_grid / (fy * fx))[:, rows[:, None], cols[None, :]]
+    return np.ascontiguousarray(block.reshape(k, -1).T)
+
+
+def upsample_maps(maps_binned: np.ndarray, factor, image_shape) -> np.ndarray:
+    """(n_binned, k) binned maps -> (ny * nx, k) start of stage 2 (:func:`upsample_block`)."""
+    fy, fx = factor
     ny, nx = image_shape
-    k = maps_binned.shape[1]
-    grid = maps_binned.T.reshape(k, ny // fy, nx // fx)
-    up = np.repeat(np.repeat(grid, fy, axis=1), fx, axis=2) / (fy * fx)
-    up = np.pad(up, ((0, 0), (0, ny - up.shape[1]), (0, nx - up.shape[2])), mode="edge")
-    return np.ascontiguousarray(up.reshape(k, -1).T)
+    grid = maps_binned.T.reshape(maps_binned.shape[1], ny // fy, nx // fx)
+    return upsample_block(grid, factor, 0, ny, 0, nx)
 
 
 def fit_maps(counts: Counts, spectra, maps, *, max_iter, tol, n_threads) -> dict:
@@ -127,6 +135,45 @@ def fit_maps(counts: Counts, spectra, maps, *, max_iter, tol, n_threads) -> dict
         update_spectra=False,
         n_threads=n_threads,
     )
+
+
+def two_stages(
+    binned,
+    counts: Counts,
+    factor,
+    image_shape,
+    n_components: int,
+    *,
+    init: str,
+    n_init: int,
+    max_iter_binned: int,
+    max_iter: int,
+    tol: float,
+    random_state,
+    n_threads,
+    verbose=False,
+):
+    """Stage 1 on the binned matrix, then stage 2 on ``counts`` at full resolution.
+
+    The procedure of PSNMF, shared by the estimator and the bin selection.
+    Returns ``(stage1, spectra, maps, report)``: the :class:`Stage1Result`, the
+    fixed spectra (k, C), the full-resolution maps (ny * nx, k) and stage 2's report.
+    """
+    stage1 = fit_spectra(
+        binned,
+        n_components,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter_binned,
+        tol=tol,
+        random_state=random_state,
+        n_threads=n_threads,
+        verbose=verbose,
+    )
+    spectra = stage1.spectra.copy()
+    maps = upsample_maps(stage1.maps, factor, image_shape)
+    report = fit_maps(counts, spectra, maps, max_iter=max_iter, tol=tol, n_threads=n_threads)
+    return stage1, spectra, maps, report
 
 
 def refine(counts: Counts, maps, spectra, *, max_iter, tol, n_threads) -> dict:

@@ -125,24 +125,18 @@ def heldout_deviance(
     """
     factor2 = (factor, factor)
     binned = bin_pixels(half_a, image_shape, factor2) if factor > 1 else half_a
-    stage1 = _stages.fit_spectra(
+    _, spectra, maps, _ = _stages.two_stages(
         binned,
+        to_counts(half_a, n_threads=n_threads),
+        factor2,
+        image_shape,
         n_components,
         init=settings["init"],
         n_init=1,
-        max_iter=settings["max_iter_binned"],
-        tol=settings["tol"],
-        random_state=random_state,
-        n_threads=n_threads,
-    )
-    maps = _stages.upsample_maps(stage1.maps, factor2, image_shape)
-    spectra = stage1.spectra
-    _stages.fit_maps(
-        to_counts(half_a, n_threads=n_threads),
-        spectra,
-        maps,
+        max_iter_binned=settings["max_iter_binned"],
         max_iter=settings["max_iter"],
         tol=settings["tol"],
+        random_state=random_state,
         n_threads=n_threads,
     )
     edges = stripe_edges(image_shape)

@@ -248,21 +248,20 @@ class PSNMF(BaseEstimator):
         factor, selection = self._resolve_factor(pixels, shape, rng, n_threads)
 
         binned = bin_pixels(pixels, shape, factor) if factor != (1, 1) else pixels
-        stage1 = _stages.fit_spectra(
+        stage1, spectra, maps, full = _stages.two_stages(
             binned,
+            counts,
+            factor,
+            shape,
             self.n_components,
             init=self.init,
             n_init=resolve_n_init(self.n_init, binned.shape[0]),
-            max_iter=self.max_iter_binned,
+            max_iter_binned=self.max_iter_binned,
+            max_iter=self.max_iter,
             tol=self.tol,
             random_state=rng,
             n_threads=n_threads,
             verbose=self.verbose,
-        )
-        spectra = stage1.spectra.copy()
-        maps = _stages.upsample_maps(stage1.maps, factor, shape)
-        full = _stages.fit_maps(
-            counts, spectra, maps, max_iter=self.max_iter, tol=self.tol, n_threads=n_threads
         )
         refined = {"loss_history": np.empty(0), "loss_iterations": np.empty(0, int), "n_iter": 0}
         if self.refine_iter > 0:
