@@ -75,6 +75,7 @@ def machine() -> dict:
 def versions() -> dict:
     return {
         "psnmf": psnmf.__version__,
+        "psnmf row kernels": psnmf._core.row_kernels(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,

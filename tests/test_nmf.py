@@ -1,6 +1,11 @@
 """PoissonNMF against a plain-numpy reference, scikit-learn, and known truth."""
 
+import io
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,8 +70,9 @@ def test_iterates_equal_reference_with_zero_rows_and_columns(problem):
     assert np.all(np.isfinite(W)) and np.all(np.isfinite(model.components_))
 
 
-@pytest.mark.parametrize("k", [1, 9])
-def test_iterates_equal_reference_for_rank_outside_specialisations(k):
+@pytest.mark.parametrize("k", [1, 2, 4, 5, 7, 8, 9, 12])
+def test_iterates_equal_reference_for_every_rank_path(k):
+    """k = 4, 8: vectorised rows; 1-3, 5-7: zero-padded to 4 or 8; 9, 12: generic rows."""
     X, _, _ = low_rank_poisson(150, 40, 3, counts_per_pixel=80, seed=11)
     rng = np.random.default_rng(k)
     W0, H0 = rng.uniform(0.1, 1, (150, k)), rng.uniform(0.1, 1, (k, 40))
@@ -74,6 +80,35 @@ def test_iterates_equal_reference_for_rank_outside_specialisations(k):
     W_ref, H_ref = mu_kl(X, W0, H0, 20)
     np.testing.assert_allclose(W, W_ref, rtol=1e-10, atol=1e-12 * W_ref.max())
     np.testing.assert_allclose(model.components_, H_ref, rtol=1e-10, atol=1e-12 * H_ref.max())
+
+
+def _fit_in_child(kernels, k):
+    """Losses and factors of a fit run in a child process with PSNMF_KERNELS set."""
+    code = f"""
+import numpy as np, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from reference import low_rank_poisson
+from psnmf import PoissonNMF, _core
+X, _, _ = low_rank_poisson(300, 64, 3, counts_per_pixel=50, seed=5)
+rng = np.random.default_rng(1)
+W0, H0 = rng.uniform(0.1, 1, (300, {k})), rng.uniform(0.1, 1, ({k}, 64))
+model = PoissonNMF({k}, init="custom", max_iter=25, tol=0, n_threads=2)
+W = model.fit_transform(X.astype(np.float32), W=W0, H=H0)
+np.savez(sys.stdout.buffer, W=W, H=model.components_, kernels=_core.row_kernels())
+"""
+    env = dict(os.environ, PSNMF_KERNELS=kernels)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
+    return np.load(io.BytesIO(out.stdout))
+
+
+@pytest.mark.parametrize("k", [3, 4, 8])
+def test_vectorised_and_portable_kernels_agree(k):
+    portable = _fit_in_child("portable", k)
+    default = _fit_in_child("default", k)
+    assert str(portable["kernels"]) == "portable"
+    # Same iterates up to the summation order of the dot products.
+    np.testing.assert_allclose(default["W"], portable["W"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(default["H"], portable["H"], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["float64", "csr"])

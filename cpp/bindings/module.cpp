@@ -1,6 +1,7 @@
 // The compiled extension psnmf._core: registration only, the API is designed in Python.
 #include "bindings.hpp"
 
+#include "../src/cpu_features.hpp"
 #include "../src/parallel.hpp"
 
 PYBIND11_MODULE(_core, m) {
@@ -13,6 +14,10 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "max_threads", [] { return psnmf::detail::resolve_threads(0); },
       "Threads used when n_threads is not given (OpenMP default, honours OMP_NUM_THREADS).");
+  m.def(
+      "row_kernels", [] { return psnmf::detail::use_avx_fma_kernels() ? "avx_fma" : "portable"; },
+      "Instruction set of the MU row kernels chosen for this CPU (PSNMF_KERNELS=portable forces "
+      "the baseline).");
   psnmf::bindings::bind_binning(m);
   psnmf::bindings::bind_chunked(m);
   psnmf::bindings::bind_convert(m);

@@ -1,6 +1,7 @@
 // The multiplicative-update driver: iteration loop, loss bookkeeping, stopping rules.
 #include "psnmf/poisson_nmf.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -41,26 +42,27 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
       for (std::int64_t q = 0; q < k; ++q)
         denominator[q] = spectra_rowsum[q] == 0.0 ? kModelFloor : spectra_rowsum[q];
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
+      // Both factors: one pass over X does the whole iteration.
       const double log_term =
-          detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
-                                      with_loss, maps_colsum.data(), n_threads);
+          options.update_spectra
+              ? detail::update_both_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
+                                            int(k), with_loss, maps_colsum.data(), scratch,
+                                            n_threads)
+              : detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
+                                            int(k), with_loss, maps_colsum.data(), n_threads);
       loss = log_term - sum_x + sum_lambda;
-    }
-    if (options.check_interrupt)
-      options.check_interrupt();
-    if (options.update_spectra) {
+    } else if (options.update_spectra) {
       // An all-zero map leaves its spectrum untouched instead of dividing by 0.
       for (std::int64_t q = 0; q < k; ++q)
         denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
       const double sum_lambda = dot(maps_colsum, spectra_rowsum);
-      const bool spectra_loss = with_loss && !options.update_maps;
       const double log_term =
           detail::update_spectra_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
-                                         spectra_loss, scratch, n_threads);
-      if (spectra_loss)
-        loss = log_term - sum_x + sum_lambda;
-      spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+                                         with_loss, scratch, n_threads);
+      loss = log_term - sum_x + sum_lambda;
     }
+    if (options.update_spectra)
+      spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
     result.n_iter = it;
     if (options.check_interrupt)
       options.check_interrupt();
@@ -92,6 +94,25 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
     result.loss_iterations.push_back(result.n_iter);
   }
   detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
+  return result;
+}
+
+/// MU on factors padded with zero components to KPadded (a multiple of 4, for
+/// the vectorised rows), copied back after. Zero components stay zero under
+/// the updates and add exactly nothing to the model, the loss or the others.
+template <int KPadded, class Rows>
+NmfResult run_updates_padded(const Rows &rows, FactorsView f, const NmfOptions &options) {
+  const std::int64_t k = f.n_components, n_rows = rows.n_rows(), n_cols = rows.n_cols();
+  std::vector<double> maps(static_cast<std::size_t>(n_rows * KPadded), 0.0);
+  std::vector<double> spectra(static_cast<std::size_t>(KPadded * n_cols), 0.0);
+  for (std::int64_t i = 0; i < n_rows; ++i)
+    std::copy(f.maps + i * k, f.maps + (i + 1) * k, maps.data() + i * KPadded);
+  std::copy(f.spectra, f.spectra + k * n_cols, spectra.data());
+  NmfResult result =
+      run_updates<KPadded>(rows, FactorsView{KPadded, maps.data(), spectra.data()}, options);
+  for (std::int64_t i = 0; i < n_rows; ++i)
+    std::copy(maps.data() + i * KPadded, maps.data() + i * KPadded + k, f.maps + i * k);
+  std::copy(spectra.data(), spectra.data() + k * n_cols, f.spectra);
   return result;
 }
 
@@ -180,6 +201,10 @@ template <class Rows> NmfResult fit(const Rows &rows, FactorsView f, const NmfOp
                                 std::to_string(options.loss_every));
   detail::check_factors(ConstFactorsView{f.n_components, f.maps, f.spectra}, rows.n_rows(),
                         rows.n_cols());
+  const std::int64_t k = f.n_components;
+  if (options.solver == Solver::mu && detail::use_avx_fma_kernels() && k < 8 && k % 4 != 0)
+    return k < 4 ? run_updates_padded<4>(rows, f, options)
+                 : run_updates_padded<8>(rows, f, options);
   return detail::dispatch_rank(f.n_components, [&](auto rank) {
     constexpr int K = decltype(rank)::value;
     if (options.solver == Solver::cd)

@@ -1,0 +1,35 @@
+// Which instruction-set variant of the kernels this CPU runs.
+//
+// Wheels are built for the baseline ISA (x86-64: SSE2), which has no fused
+// multiply-add and only 2-wide double vectors. The row kernels are therefore
+// also compiled for AVX + FMA and chosen at run time when the CPU has them.
+#pragma once
+
+#include <cstdlib>
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define PSNMF_HAVE_AVX_FMA_KERNELS 1
+#else
+#define PSNMF_HAVE_AVX_FMA_KERNELS 0
+#endif
+
+namespace psnmf::detail {
+
+/// True when the AVX + FMA kernels may run: the CPU and the OS support them,
+/// and PSNMF_KERNELS=portable is not set (to compare or debug the variants).
+inline bool use_avx_fma_kernels() {
+#if PSNMF_HAVE_AVX_FMA_KERNELS
+  static const bool use = [] {
+    const char *choice = std::getenv("PSNMF_KERNELS");
+    if (choice && choice[0] == 'p')
+      return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma");
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
+} // namespace psnmf::detail
