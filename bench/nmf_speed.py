@@ -88,12 +88,12 @@ def time_to_target(X, W0, H0, target, n_threads, solver, max_iter, repeats=3):
 
 
 def kernel_model(counts, nnz, n_pixels, n_channels, k):
-    """Flops and bytes of one sparse MU iteration (both half-updates), the model
-    documented in RESULTS.md."""
+    """Flops and bytes of one sparse MU iteration (both half-updates in one
+    fused pass over the counts), the model documented in RESULTS.md."""
     arrays = [getattr(counts, f.name) for f in dataclasses.fields(counts)]
     csr_bytes = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
     flops = nnz * (8 * k + 2) + 3 * k * (n_pixels + n_channels)
-    bytes_moved = 2 * csr_bytes + 24 * n_pixels * k
+    bytes_moved = csr_bytes + 16 * n_pixels * k
     return {"nnz": nnz, "csr_bytes": csr_bytes, "flops": flops, "bytes": bytes_moved}
 
 

@@ -6,23 +6,24 @@ from pathlib import Path
 
 MODEL = """\
 Flop and byte model of one sparse MU iteration (k components, nnz nonzeros,
-n pixels, C channels; both half-updates, each one fused pass over the nonzeros):
+n pixels, C channels). psnmf does both half-updates in one pass over the
+nonzeros: each row updates its maps, then adds its share of the spectra
+numerator at the updated maps while the row is in cache.
 
 * flops = nnz (8k + 2) + 3k (n + C): per nonzero and half-update a dot product
   of length k (2k), one division (counted as 1 flop although it costs more) and
-  a scatter of length k (2k); per factor element a multiply, a divide and a sum.
-  The loss (one log per nonzero, evaluated every iteration by psnmf) is not
-  counted, so the achieved rate is a lower bound.
-* bytes = 2 x (CSR bytes of the working format: indptr + indices + values) +
-  24 n k: the counts are streamed once per half-update; the maps (float64) are
-  read and written in the maps half and read in the spectra half. The spectra
-  (C x k float64) and the per-chunk accumulators are assumed to stay in cache
-  and are not counted.
+  a product-sum of length k (2k); per factor element a multiply, a divide and a
+  sum. The loss (one log per nonzero, every 10th iteration) is not counted, so
+  the achieved rate is a lower bound.
+* bytes = CSR bytes of the working format (indptr + indices + values) + 16 n k:
+  the counts are streamed once per iteration; the maps (float64) are read and
+  written once. The spectra (C x k float64) and the per-chunk accumulators are
+  assumed to stay in cache and are not counted.
 * roofline time = max(flops / FMA peak, bytes / triad bandwidth), with the
   peaks of the same thread count measured in this run (peak.cpp built with
-  -O3 -march=native; the "wheel" build, -O3 without -march, is shown for
-  reference: the default wheel cannot use AVX/FMA). Fraction = roofline time /
-  measured time per iteration.
+  -O3 -march=native, which may use wider vectors than psnmf's AVX+FMA kernels;
+  the "wheel" build, -O3 without -march, is shown for reference). Fraction =
+  roofline time / measured time per iteration.
 """
 
 
