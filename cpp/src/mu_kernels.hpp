@@ -27,9 +27,11 @@ namespace psnmf::detail {
 template <class Counts> struct RowBuffers {
   RowScratch<typename Counts::value_type> row;
   std::vector<double> ratio;     ///< one value per stored entry of a row, + 4 (SIMD tail)
-  std::vector<double> numerator; ///< k values
+  std::vector<double> numerator;  ///< k values
+  std::vector<double> transposed; ///< k values per stored entry of a row, + 4 (SIMD tail)
   RowBuffers(std::int64_t n_cols, int k)
-      : ratio(static_cast<std::size_t>(n_cols + 4)), numerator(static_cast<std::size_t>(k)) {}
+      : ratio(static_cast<std::size_t>(n_cols + 4)), numerator(static_cast<std::size_t>(k)),
+        transposed(static_cast<std::size_t>((n_cols + 4) * k)) {}
 };
 
 #define PSNMF_ROWS_NS portable

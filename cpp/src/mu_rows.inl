@@ -112,6 +112,27 @@ PSNMF_ROWS_TARGET inline double spectra_row(const RowSpan<Value> &r, const doubl
   return loss;
 }
 
+/// Both half-updates of one row: maps_row, then spectra_row at the updated w.
+template <int K, class Value>
+PSNMF_ROWS_TARGET inline double fused_row(const RowSpan<Value> &r, double *w,
+                                          const double *spectra_t, const double *denominator,
+                                          int k, bool with_loss, double *colsum, double *acc,
+                                          double *ratio, double *numerator, double *transposed) {
+#if PSNMF_ROWS_SIMD4
+  if constexpr (K > 0 && K % 4 == 0) {
+    const double loss = simd4::maps_row<K / 4>(r, w, spectra_t, denominator, with_loss, colsum,
+                                               ratio, transposed);
+    simd4::spectra_row_transposed<K / 4>(r, w, transposed, acc, ratio);
+    return loss;
+  }
+#endif
+  (void)transposed;
+  const double loss =
+      maps_row<K>(r, w, spectra_t, denominator, k, with_loss, colsum, ratio, numerator);
+  spectra_row<K>(r, w, spectra_t, k, false, acc, ratio);
+  return loss;
+}
+
 /// The four row-range passes, as static members so the drivers can take the
 /// variant as a type.
 struct RowKernels {
@@ -169,10 +190,8 @@ struct RowKernels {
     double loss = 0.0;
     for (std::int64_t i = begin; i < end; ++i) {
       const auto r = rows.row(i, buf.row);
-      double *w = maps + i * k;
-      loss += maps_row<K>(r, w, spectra_t, denominator, k, with_loss, colsum, buf.ratio.data(),
-                          buf.numerator.data());
-      spectra_row<K>(r, w, spectra_t, k, false, acc, buf.ratio.data());
+      loss += fused_row<K>(r, maps + i * k, spectra_t, denominator, k, with_loss, colsum, acc,
+                           buf.ratio.data(), buf.numerator.data(), buf.transposed.data());
     }
     return loss;
   }

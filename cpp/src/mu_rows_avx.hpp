@@ -116,7 +116,9 @@ PSNMF_AVX_FMA void transpose4(const double *h0, const double *h1, const double *
 
 /// Maps row update: w <- w * (sum_p ratio_p h_p) / denominator, ratios at the
 /// current w; adds the new w to colsum. Returns the row's log term before the
-/// update when `with_loss`. `ratio` needs room for n rounded up to 4.
+/// update when `with_loss`. `ratio` needs room for n rounded up to 4;
+/// `transposed_out`, if given, receives the transposed spectra of every group
+/// (k values per entry) for spectra_row_transposed.
 ///
 /// Each group of four entries is handled transposed, SIMD over the entries:
 /// lambda = sum_q w_q t_q and numerator_q += ratio . t_q, with one vector per
@@ -124,7 +126,7 @@ PSNMF_AVX_FMA void transpose4(const double *h0, const double *h1, const double *
 template <int V, class Value>
 PSNMF_AVX_FMA double maps_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
                               const double *denominator, bool with_loss, double *colsum,
-                              double *ratio) {
+                              double *ratio, double *transposed_out = nullptr) {
   constexpr int K = 4 * V;
   __m256d w_q[K];
   __m256d numerator_q[K];
@@ -142,6 +144,9 @@ PSNMF_AVX_FMA double maps_row(const RowSpan<Value> &r, double *w, const double *
                           __m256d t[K];
                           for (int i = 0; i < V; ++i)
                             transpose4(h0 + 4 * i, h1 + 4 * i, h2 + 4 * i, h3 + 4 * i, t + 4 * i);
+    if (transposed_out)
+      for (int q = 0; q < K; ++q)
+        _mm256_storeu_pd(transposed_out + p * K + 4 * q, t[q]);
                           __m256d lambda = _mm256_mul_pd(w_q[0], t[0]);
                           for (int q = 1; q < K; ++q)
                             lambda = _mm256_fmadd_pd(w_q[q], t[q], lambda);
@@ -186,6 +191,35 @@ PSNMF_AVX_FMA double spectra_row(const RowSpan<Value> &r, const double *w, const
     }
   });
   return with_loss ? row_log_term(r, ratio) : 0.0;
+}
+
+/// spectra_row for the same row right after maps_row, from the transposed
+/// spectra maps_row saved: no gather or transposition again.
+template <int V, class Value>
+PSNMF_AVX_FMA void spectra_row_transposed(const RowSpan<Value> &r, const double *w,
+                                          const double *transposed, double *acc, double *ratio) {
+  constexpr int K = 4 * V;
+  __m256d w_q[K];
+  for (int q = 0; q < K; ++q)
+    w_q[q] = _mm256_broadcast_sd(w + q);
+  const Vecs<V> wv = load<V>(w);
+  const __m256d floor = _mm256_set1_pd(kModelFloor);
+  for_each_group(r, [&](const std::int32_t *cols, __m256d x,
+                        std::int64_t p) __attribute__((target("avx,fma"))) {
+    const double *t = transposed + p * K;
+    __m256d lambda = _mm256_mul_pd(w_q[0], _mm256_loadu_pd(t));
+    for (int q = 1; q < K; ++q)
+      lambda = _mm256_fmadd_pd(w_q[q], _mm256_loadu_pd(t + 4 * q), lambda);
+    const __m256d ratio4 = _mm256_div_pd(x, _mm256_max_pd(lambda, floor));
+    __m256d rj[4];
+    broadcast_lanes(ratio4, rj);
+    for (int j = 0; j < 4; ++j) {
+      double *a = acc + std::int64_t(cols[j]) * K;
+      for (int i = 0; i < V; ++i)
+        _mm256_storeu_pd(a + 4 * i, _mm256_fmadd_pd(rj[j], wv.v[i], _mm256_loadu_pd(a + 4 * i)));
+    }
+  });
+  (void)ratio;
 }
 
 } // namespace psnmf::detail::simd4
