@@ -10,6 +10,7 @@
 
 #include "cd_kernels.hpp"
 #include "factor_state.hpp"
+#include "loss.hpp"
 #include "mu_kernels.hpp"
 #include "row_access.hpp"
 
@@ -113,6 +114,10 @@ NmfResult run_updates_padded(const Rows &rows, FactorsView f, const NmfOptions &
   for (std::int64_t i = 0; i < n_rows; ++i)
     std::copy(maps.data() + i * KPadded, maps.data() + i * KPadded + k, f.maps + i * k);
   std::copy(spectra.data(), spectra.data() + k * n_cols, f.spectra);
+  // The reported loss of the returned factors is that of kl_divergence on them,
+  // exactly: the padded sums may differ from it in the last bit.
+  result.loss_history.back() = detail::divergence(rows, ConstFactorsView{k, f.maps, f.spectra},
+                                                  detail::resolve_threads(options.n_threads));
   return result;
 }
 
