@@ -247,7 +247,11 @@ class PSNMF(BaseEstimator):
         counts = to_counts(pixels, n_threads=n_threads)
         factor, selection = self._resolve_factor(pixels, shape, rng, n_threads)
 
-        binned = bin_pixels(pixels, shape, factor) if factor != (1, 1) else pixels
+        # Sparse counts are binned from the working format already validated above.
+        source = counts if counts.is_sparse else pixels
+        binned = (
+            bin_pixels(source, shape, factor, n_threads=n_threads) if factor != (1, 1) else pixels
+        )
         stage1, spectra, maps, full = _stages.two_stages(
             binned,
             counts,
