@@ -176,3 +176,16 @@ def test_sparse_binning_empty_and_bad_input():
         bin_pixels(sparse_counts((4, 4, 3), 0.5, np.float64), (4, 4), 5)
     with pytest.raises(ValueError, match="holds 15 pixels"):
         bin_pixels(sparse_counts((4, 4, 3), 0.5, np.float64), (3, 5), 2)
+
+
+def test_binning_working_format_counts():
+    from psnmf._counts import to_counts
+
+    X = sparse_counts((6, 8, 5), 0.3, np.float32)
+    expected = bin_pixels(X, (6, 8), (3, 2)).toarray()
+    sparse = to_counts(X)
+    assert sparse.is_sparse
+    assert np.array_equal(bin_pixels(sparse, (6, 8), (3, 2)).toarray(), expected)
+    dense = to_counts(X.toarray() + 1)  # no zeros: the dense working format
+    assert not dense.is_sparse
+    assert np.array_equal(bin_pixels(dense, (6, 8), (3, 2)), expected + 6)
