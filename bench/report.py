@@ -76,7 +76,11 @@ def _pipeline_stages(p) -> str:
         for stage, t in p["stages"].items()
     ]
     load = p.get("load_average")
-    load_text = f" Load average (1, 5, 15 min) after the fit: {tuple(load)}." if load else ""
+    load_text = (
+        " Load average (1, 5, 15 min) after the fit: " + ", ".join(f"{v:.1f}" for v in load) + "."
+        if load
+        else ""
+    )
     return (
         f"\nFit CPU time {p.get('fit_cpu_s', float('nan')):.1f} s (all threads).{load_text}"
         "\nPer stage (wall time of the functions `PSNMF.fit` calls; the bin selection "
