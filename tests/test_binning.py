@@ -110,3 +110,82 @@ def test_sparse_unfolded_binning_equals_dense():
     binned_sparse = bin_pixels(sp.csr_matrix(X), (7, 9), (2, 3))
     assert sp.issparse(binned_sparse)
     assert np.array_equal(binned_sparse.toarray(), expected)
+
+
+def sparse_counts(shape, density, dtype, seed=0, high=20):
+    """CSR (ny * nx, C) of integer counts with stored zeros and unsorted indices."""
+    ny, nx, c = shape
+    rng = np.random.default_rng(seed)
+    X = sp.random(ny * nx, c, density=density, format="coo", random_state=rng)
+    X.data = np.floor(X.data * high).astype(dtype)  # some become stored zeros
+    X = X.tocsr()
+    for row in range(X.shape[0]):  # reverse each row: unsorted column indices
+        start, stop = X.indptr[row], X.indptr[row + 1]
+        X.indices[start:stop] = X.indices[start:stop][::-1].copy()
+        X.data[start:stop] = X.data[start:stop][::-1].copy()
+    X.has_sorted_indices = False
+    return X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+@pytest.mark.parametrize("factor", [1, 2, (2, 3), (3, 2), (7, 1), (1, 9)])
+@pytest.mark.parametrize("density", [0.02, 0.4])
+def test_sparse_binning_equals_numpy(dtype, factor, density):
+    shape = (7, 9, 11)
+    X = sparse_counts(shape, density, dtype)
+    fy, fx = (factor, factor) if isinstance(factor, int) else factor
+    expected = numpy_bin(X.toarray().astype(np.float64).reshape(shape), fy, fx).reshape(-1, 11)
+    for n_threads in (1, 2, 3):
+        binned = bin_pixels(X, shape[:2], factor, n_threads=n_threads)
+        assert sp.isspmatrix_csr(binned)
+        assert np.array_equal(binned.toarray(), expected)
+        # Canonical: ascending column indices, no duplicates, no stored zeros.
+        assert np.all(binned.data > 0)
+        for row in range(binned.shape[0]):
+            assert np.all(np.diff(binned.indices[binned.indptr[row] : binned.indptr[row + 1]]) > 0)
+
+
+def test_sparse_binning_value_type():
+    X = sparse_counts((8, 8, 6), 0.3, np.float32)
+    # float32 counts stay float32 while every sum is exact in float32 ...
+    assert bin_pixels(X, (8, 8), 4).dtype == np.float32
+    # ... float64 beyond 2**24, and for float64 counts.
+    big = X.copy()
+    big.data[big.data > 0] = 2.0**21 + 1
+    binned = bin_pixels(big, (8, 8), 4)
+    assert binned.dtype == np.float64
+    assert np.array_equal(
+        binned.toarray(),
+        numpy_bin(big.toarray().astype(float).reshape(8, 8, 6), 4, 4).reshape(-1, 6),
+    )
+    assert bin_pixels(X.astype(np.float64), (8, 8), 4).dtype == np.float64
+
+
+def test_sparse_binning_empty_and_bad_input():
+    empty = sp.csr_matrix((12, 4), dtype=np.float32)
+    binned = bin_pixels(empty, (3, 4), 2)
+    assert binned.shape == (2, 4) and binned.nnz == 0
+    X = sparse_counts((4, 4, 3), 0.5, np.float64)
+    X.data[0] = -1.0
+    with pytest.raises(ValueError, match="negative"):
+        bin_pixels(X, (4, 4), 2)
+    X.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        bin_pixels(X, (4, 4), 2)
+    with pytest.raises(ValueError, match="larger than the image"):
+        bin_pixels(sparse_counts((4, 4, 3), 0.5, np.float64), (4, 4), 5)
+    with pytest.raises(ValueError, match="holds 15 pixels"):
+        bin_pixels(sparse_counts((4, 4, 3), 0.5, np.float64), (3, 5), 2)
+
+
+def test_binning_working_format_counts():
+    from psnmf._counts import to_counts
+
+    X = sparse_counts((6, 8, 5), 0.3, np.float32)
+    expected = bin_pixels(X, (6, 8), (3, 2)).toarray()
+    sparse = to_counts(X)
+    assert sparse.is_sparse
+    assert np.array_equal(bin_pixels(sparse, (6, 8), (3, 2)).toarray(), expected)
+    dense = to_counts(X.toarray() + 1)  # no zeros: the dense working format
+    assert not dense.is_sparse
+    assert np.array_equal(bin_pixels(dense, (6, 8), (3, 2)), expected + 6)

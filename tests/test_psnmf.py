@@ -147,11 +147,17 @@ def test_restarts_keep_the_lowest_binned_loss(low_dose_cube):
     assert model.binned_.loss_history[-1] == pytest.approx(losses.min(), rel=1e-12)
     single = fit(cube, bin_factor=4, n_init=1)
     assert model.binned_.loss_history[-1] <= single.binned_.loss_history[-1] * (1 + 1e-12)
-    # "auto": 4 runs on a small binned image, 1 on a large one
+    # "auto": 4 runs on small binned counts, 1 on large ones (by their nonzeros)
     assert fit(cube, bin_factor=4).binned_.restart_losses.shape == (4,)
-    from psnmf.pipeline import resolve_n_init
+    from psnmf.pipeline import AUTO_RESTARTS_MAX_NONZEROS, resolve_n_init
 
-    assert resolve_n_init("auto", 65536) == 4 and resolve_n_init("auto", 65537) == 1
+    limit = AUTO_RESTARTS_MAX_NONZEROS
+    ones = np.ones(limit + 1, dtype=np.uint8)
+    assert resolve_n_init("auto", sp.csr_matrix(ones[:limit])) == 4
+    assert resolve_n_init("auto", sp.csr_matrix(ones)) == 1
+    assert resolve_n_init("auto", ones[:limit]) == 4 and resolve_n_init("auto", ones) == 1
+    assert resolve_n_init("auto", np.zeros(limit + 1, dtype=np.uint8)) == 4  # zeros cost nothing
+    assert resolve_n_init(2, sp.csr_matrix(ones)) == 2
 
 
 def test_refinement_updates_spectra_at_full_resolution(low_dose_cube):

@@ -1,6 +1,8 @@
 // Spatial binning: each output spectrum is the sum of a fy x fx block of input spectra.
 #include "psnmf/binning.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -85,5 +87,166 @@ PSNMF_BIN(float, float)
 PSNMF_BIN(float, double)
 PSNMF_BIN(double, double)
 #undef PSNMF_BIN
+
+namespace {
+
+/// One thread's sums of a block of pixels over the channels it touches. The
+/// stamp of a channel is the binned row that last touched it, so the
+/// accumulator never needs clearing between rows.
+class BlockSum {
+public:
+  explicit BlockSum(std::int64_t n_channels)
+      : stamp_(static_cast<std::size_t>(n_channels), -1),
+        sum_(static_cast<std::size_t>(n_channels), 0.0) {}
+
+  /// Sums binned row `row` (block (by, bx)); false if an entry read is invalid.
+  template <class Value>
+  bool add_block(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy, std::int64_t fx,
+                 std::int64_t by, std::int64_t bx, std::int64_t row) {
+    touched_.clear();
+    bool valid = true;
+    for (std::int64_t dy = 0; dy < fy; ++dy) {
+      const std::int64_t first = (by * fy + dy) * nx + bx * fx;
+      for (std::int64_t pixel = first; pixel < first + fx; ++pixel) {
+        for (std::int64_t p = counts.indptr[pixel]; p < counts.indptr[pixel + 1]; ++p) {
+          const std::int32_t c = counts.indices[p];
+          const double v = static_cast<double>(counts.values[p]);
+          if (c < 0 || c >= counts.n_cols || !(v >= 0.0) || !std::isfinite(v)) {
+            valid = false;
+            continue;
+          }
+          if (v == 0.0)
+            continue; // a stored zero adds nothing and is not stored
+          if (stamp_[c] != row) {
+            stamp_[c] = row;
+            sum_[c] = 0.0;
+            touched_.push_back(c);
+          }
+          sum_[c] += v;
+        }
+      }
+    }
+    return valid;
+  }
+
+  std::int64_t size() const { return static_cast<std::int64_t>(touched_.size()); }
+
+  /// Writes the touched channels in ascending order and their sums.
+  template <class Out> void write(std::int64_t row, std::int32_t *indices, Out *values) {
+    const auto n_channels = static_cast<std::int64_t>(stamp_.size());
+    std::int64_t at = 0;
+    // A block touching many channels is cheaper to walk in channel order than to sort.
+    if (size() * 16 > n_channels) {
+      for (std::int64_t c = 0; c < n_channels; ++c)
+        if (stamp_[c] == row) {
+          indices[at] = static_cast<std::int32_t>(c);
+          values[at++] = static_cast<Out>(sum_[c]);
+        }
+      return;
+    }
+    std::sort(touched_.begin(), touched_.end());
+    for (const std::int32_t c : touched_) {
+      indices[at] = c;
+      values[at++] = static_cast<Out>(sum_[c]);
+    }
+  }
+
+private:
+  std::vector<std::int64_t> stamp_;
+  std::vector<double> sum_;
+  std::vector<std::int32_t> touched_;
+};
+
+template <class Value>
+BinnedShape check_binned_csr(const CsrView<Value> &counts, std::int64_t ny, std::int64_t nx,
+                             std::int64_t fy, std::int64_t fx) {
+  const BinnedShape shape = binned_shape(ny, nx, fy, fx);
+  if (counts.n_rows != ny * nx)
+    throw std::invalid_argument("counts: " + std::to_string(counts.n_rows) +
+                                " pixels, the image (" + std::to_string(ny) + ", " +
+                                std::to_string(nx) + ") holds " + std::to_string(ny * nx));
+  if (counts.n_cols <= 0 || counts.n_cols > std::numeric_limits<std::int32_t>::max())
+    throw std::invalid_argument("counts: number of channels must be in [1, 2**31 - 1]");
+  if (!counts.indptr || (counts.indptr[counts.n_rows] > 0 && (!counts.indices || !counts.values)))
+    throw std::invalid_argument("counts: null CSR buffer");
+  if (counts.indptr[0] != 0)
+    throw std::invalid_argument("counts: CSR indptr[0] must be 0");
+  for (std::int64_t i = 0; i < counts.n_rows; ++i)
+    if (counts.indptr[i + 1] < counts.indptr[i])
+      throw std::invalid_argument("counts: CSR indptr must be non-decreasing");
+  return shape;
+}
+
+} // namespace
+
+template <class Value>
+std::int64_t bin_csr_offsets(const CsrView<Value> &counts, std::int64_t ny, std::int64_t nx,
+                             std::int64_t fy, std::int64_t fx, std::int64_t *indptr,
+                             int n_threads) {
+  const BinnedShape shape = check_binned_csr(counts, ny, nx, fy, fx);
+  if (!indptr)
+    throw std::invalid_argument("indptr: null buffer");
+  const int threads = detail::resolve_threads(n_threads);
+  const std::int64_t n_binned = shape.ny * shape.nx;
+  bool valid = true;
+  indptr[0] = 0;
+#pragma omp parallel num_threads(threads) reduction(&& : valid)
+  {
+    BlockSum block(counts.n_cols);
+#pragma omp for schedule(static)
+    for (std::int64_t row = 0; row < n_binned; ++row) {
+      valid = block.add_block(counts, nx, fy, fx, row / shape.nx, row % shape.nx, row) && valid;
+      indptr[row + 1] = block.size();
+    }
+  }
+  if (!valid)
+    throw std::invalid_argument("counts: CSR column indices must be in [0, n_channels) and "
+                                "values finite and non-negative");
+  for (std::int64_t row = 0; row < n_binned; ++row)
+    indptr[row + 1] += indptr[row];
+  return indptr[n_binned];
+}
+
+template <class Value, class Out>
+void bin_csr_fill(const CsrView<Value> &counts, std::int64_t ny, std::int64_t nx, std::int64_t fy,
+                  std::int64_t fx, const std::int64_t *indptr, std::int32_t *indices, Out *values,
+                  int n_threads) {
+  const BinnedShape shape = check_binned_csr(counts, ny, nx, fy, fx);
+  const std::int64_t n_binned = shape.ny * shape.nx;
+  if (!indptr || (indptr[n_binned] > 0 && (!indices || !values)))
+    throw std::invalid_argument("binned: null buffer");
+  const int threads = detail::resolve_threads(n_threads);
+  bool consistent = true;
+#pragma omp parallel num_threads(threads) reduction(&& : consistent)
+  {
+    BlockSum block(counts.n_cols);
+#pragma omp for schedule(static)
+    for (std::int64_t row = 0; row < n_binned; ++row) {
+      const bool valid = block.add_block(counts, nx, fy, fx, row / shape.nx, row % shape.nx, row);
+      // indptr must come from bin_csr_offsets on these counts: never write past a row.
+      if (!valid || block.size() != indptr[row + 1] - indptr[row]) {
+        consistent = false;
+        continue;
+      }
+      block.write(row, indices + indptr[row], values + indptr[row]);
+    }
+  }
+  if (!consistent)
+    throw std::invalid_argument("binned: indptr does not match these counts (call "
+                                "bin_csr_offsets first) or the counts are invalid");
+}
+
+#define PSNMF_BIN_CSR(VALUE)                                                                       \
+  template std::int64_t bin_csr_offsets<VALUE>(const CsrView<VALUE> &, std::int64_t, std::int64_t, \
+                                               std::int64_t, std::int64_t, std::int64_t *, int);   \
+  template void bin_csr_fill<VALUE, float>(const CsrView<VALUE> &, std::int64_t, std::int64_t,     \
+                                           std::int64_t, std::int64_t, const std::int64_t *,       \
+                                           std::int32_t *, float *, int);                          \
+  template void bin_csr_fill<VALUE, double>(const CsrView<VALUE> &, std::int64_t, std::int64_t,    \
+                                            std::int64_t, std::int64_t, const std::int64_t *,      \
+                                            std::int32_t *, double *, int);
+PSNMF_BIN_CSR(float)
+PSNMF_BIN_CSR(double)
+#undef PSNMF_BIN_CSR
 
 } // namespace psnmf

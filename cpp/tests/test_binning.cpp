@@ -1,5 +1,8 @@
-// Spatial binning: block sums, remainder handling, integer widening, factor validation.
+// Spatial binning: block sums, remainder handling, integer widening, factor validation;
+// binning of CSR counts against the dense block sums.
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <vector>
@@ -178,6 +181,137 @@ void test_errors() {
                std::invalid_argument);
 }
 
+/// A CSR (ny * nx, nc) matrix with unsorted column indices, stored zeros and empty
+/// rows, and its dense copy (row-major): v(p, c) = (p * 7 + c * 3) % 5 where kept.
+struct SparseCounts {
+  std::vector<std::int64_t> indptr{0};
+  std::vector<std::int32_t> indices;
+  std::vector<double> values;
+  std::vector<double> dense;
+  psnmf::CsrView<double> view(std::int64_t n_rows, std::int64_t nc) const {
+    return {n_rows, nc, indptr.data(), indices.data(), values.data()};
+  }
+};
+
+SparseCounts sparse_counts(std::int64_t n_rows, std::int64_t nc) {
+  SparseCounts m;
+  m.dense.assign(static_cast<std::size_t>(n_rows * nc), 0.0);
+  for (std::int64_t p = 0; p < n_rows; ++p) {
+    for (std::int64_t c = nc - 1; c >= 0; --c) { // descending: unsorted for the kernel
+      if ((p + 2 * c) % 3 == 0 || p % 4 == 3)
+        continue; // absent; every fourth pixel is empty
+      const double v = static_cast<double>((p * 7 + c * 3) % 5); // 0 is a stored zero
+      m.indices.push_back(static_cast<std::int32_t>(c));
+      m.values.push_back(v);
+      m.dense[static_cast<std::size_t>(p * nc + c)] = v;
+    }
+    m.indptr.push_back(static_cast<std::int64_t>(m.indices.size()));
+  }
+  return m;
+}
+
+template <class Out> struct BinnedCsr {
+  std::vector<std::int64_t> indptr;
+  std::vector<std::int32_t> indices;
+  std::vector<Out> values;
+};
+
+template <class Out>
+BinnedCsr<Out> bin_csr(const psnmf::CsrView<double> &counts, std::int64_t ny, std::int64_t nx,
+                       std::int64_t fy, std::int64_t fx, int n_threads) {
+  BinnedCsr<Out> b;
+  b.indptr.assign(static_cast<std::size_t>((ny / fy) * (nx / fx) + 1), -1);
+  const std::int64_t nnz =
+      psnmf::bin_csr_offsets(counts, ny, nx, fy, fx, b.indptr.data(), n_threads);
+  b.indices.assign(static_cast<std::size_t>(nnz), -1);
+  b.values.assign(static_cast<std::size_t>(nnz), Out(-1));
+  psnmf::bin_csr_fill<double, Out>(counts, ny, nx, fy, fx, b.indptr.data(), b.indices.data(),
+                                   b.values.data(), n_threads);
+  return b;
+}
+
+void test_csr_against_dense() {
+  const std::int64_t nc = 5;
+  const std::int64_t shapes[][2] = {{4, 6}, {5, 7}, {1, 9}};
+  const std::int64_t factors[][2] = {{2, 3}, {2, 2}, {1, 1}, {1, 3}, {4, 6}};
+  for (const auto &shape : shapes) {
+    const std::int64_t ny = shape[0], nx = shape[1];
+    const SparseCounts m = sparse_counts(ny * nx, nc);
+    for (const auto &f : factors) {
+      if (f[0] > ny || f[1] > nx)
+        continue;
+      const auto expected = naive_bin<double>(m.dense, ny, nx, nc, f[0], f[1]);
+      for (int threads : {1, 2, 3}) {
+        const auto b = bin_csr<float>(m.view(ny * nx, nc), ny, nx, f[0], f[1], threads);
+        const std::int64_t n_binned = (ny / f[0]) * (nx / f[1]);
+        CHECK_EQ(b.indptr.size(), static_cast<std::size_t>(n_binned + 1));
+        std::vector<double> dense(static_cast<std::size_t>(n_binned * nc), 0.0);
+        for (std::int64_t r = 0; r < n_binned; ++r) {
+          for (std::int64_t p = b.indptr[r]; p < b.indptr[r + 1]; ++p) {
+            CHECK(b.values[p] > 0.0f); // only nonzero sums are stored
+            if (p > b.indptr[r])
+              CHECK(b.indices[p] > b.indices[p - 1]); // ascending, no duplicates
+            dense[static_cast<std::size_t>(r * nc + b.indices[p])] = b.values[p];
+          }
+        }
+        CHECK(dense == expected);
+      }
+    }
+  }
+}
+
+void test_csr_float_sums() {
+  // Sums are accumulated in double: 1 + 2**-30 + ... survives in a double output.
+  const std::int64_t indptr[] = {0, 1, 2, 3, 4};
+  const std::int32_t indices[] = {0, 0, 0, 1};
+  const double tiny = std::ldexp(1.0, -30);
+  const double values[] = {1.0, tiny, tiny, 3.0};
+  const psnmf::CsrView<double> counts{4, 2, indptr, indices, values};
+  const auto b = bin_csr<double>(counts, 2, 2, 2, 2, 2);
+  CHECK_EQ(b.indptr[1], 2);
+  CHECK_EQ(b.values[0], 1.0 + 2 * tiny);
+  CHECK_EQ(b.values[1], 3.0);
+  const auto f = bin_csr<float>(counts, 2, 2, 2, 2, 1);
+  CHECK_EQ(f.values[0], 1.0f);
+}
+
+void test_csr_errors() {
+  const std::int64_t indptr[] = {0, 1, 2, 3, 4};
+  const std::int32_t good_indices[] = {0, 1, 0, 1};
+  const double good_values[] = {1.0, 2.0, 3.0, 4.0};
+  std::vector<std::int64_t> out(2);
+  auto offsets = [&](const std::int64_t *ip, const std::int32_t *idx, const double *val,
+                     std::int64_t n_rows, std::int64_t ny, std::int64_t nx, std::int64_t fy) {
+    const psnmf::CsrView<double> counts{n_rows, 2, ip, idx, val};
+    return psnmf::bin_csr_offsets(counts, ny, nx, fy, fy, out.data());
+  };
+  CHECK_EQ(offsets(indptr, good_indices, good_values, 4, 2, 2, 2), 2);
+  const std::int32_t bad_index[] = {0, 2, 0, 1};
+  CHECK_THROWS(offsets(indptr, bad_index, good_values, 4, 2, 2, 2), std::invalid_argument);
+  const std::int32_t negative_index[] = {0, -1, 0, 1};
+  CHECK_THROWS(offsets(indptr, negative_index, good_values, 4, 2, 2, 2), std::invalid_argument);
+  const double negative[] = {1.0, -2.0, 3.0, 4.0};
+  CHECK_THROWS(offsets(indptr, good_indices, negative, 4, 2, 2, 2), std::invalid_argument);
+  const double nan[] = {1.0, std::numeric_limits<double>::quiet_NaN(), 3.0, 4.0};
+  CHECK_THROWS(offsets(indptr, good_indices, nan, 4, 2, 2, 2), std::invalid_argument);
+  const double inf[] = {1.0, std::numeric_limits<double>::infinity(), 3.0, 4.0};
+  CHECK_THROWS(offsets(indptr, good_indices, inf, 4, 2, 2, 2), std::invalid_argument);
+  const std::int64_t decreasing[] = {0, 2, 1, 3, 4};
+  CHECK_THROWS(offsets(decreasing, good_indices, good_values, 4, 2, 2, 2), std::invalid_argument);
+  // The image must hold the rows; the factor must fit the image.
+  CHECK_THROWS(offsets(indptr, good_indices, good_values, 4, 1, 2, 1), std::invalid_argument);
+  CHECK_THROWS(offsets(indptr, good_indices, good_values, 4, 2, 2, 3), std::invalid_argument);
+  CHECK_THROWS(offsets(indptr, good_indices, good_values, 4, 2, 2, 0), std::invalid_argument);
+  // A fill with offsets of other counts is refused instead of writing past a row.
+  const std::int64_t wrong[] = {0, 1};
+  std::vector<std::int32_t> idx(4);
+  std::vector<float> val(4);
+  const psnmf::CsrView<double> counts{4, 2, indptr, good_indices, good_values};
+  CHECK_THROWS(
+      (psnmf::bin_csr_fill<double, float>(counts, 2, 2, 2, 2, wrong, idx.data(), val.data())),
+      std::invalid_argument);
+}
+
 } // namespace
 
 int main() {
@@ -187,5 +321,8 @@ int main() {
   RUN(test_uint8_no_overflow);
   RUN(test_remainder_crop);
   RUN(test_errors);
+  RUN(test_csr_against_dense);
+  RUN(test_csr_float_sums);
+  RUN(test_csr_errors);
   return psnmf_test::finish("binning");
 }

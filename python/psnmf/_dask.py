@@ -594,7 +594,7 @@ def fit_psnmf(estimator, X, image_shape=None, *, persist_counts="auto"):
             binned.reshape(-1, n_channels),
             estimator.n_components,
             init=estimator.init,
-            n_init=resolve_n_init(estimator.n_init, binned.shape[0] * binned.shape[1]),
+            n_init=resolve_n_init(estimator.n_init, binned),
             max_iter=estimator.max_iter_binned,
             tol=estimator.tol,
             random_state=rng,

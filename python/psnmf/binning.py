@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._counts import resolve_threads
+from ._counts import Counts, resolve_threads, to_counts
 from ._memory import check_allocation
 from ._validation import check_choice, check_counts, check_counts_values
 
@@ -127,14 +127,67 @@ def binning_operator(image_shape, factor) -> sp.csr_matrix:
     return sp.csr_matrix((ones, (rows, cols)), shape=(nyb * nxb, ny * nx))
 
 
-def bin_pixels(X, image_shape, factor):
+# Binned sums up to this value are exact in float32 (integer counts).
+_FLOAT32_EXACT_LIMIT = 2**24
+
+
+def bin_pixels(X, image_shape, factor, *, n_threads=0):
     """Bin an unfolded spectrum image (n_pixels, n_channels), dense or sparse.
 
-    Returns an array of the same kind (scipy CSR for sparse input) of shape
-    (n_binned_pixels, n_channels).
+    Parameters
+    ----------
+    X : ndarray, scipy.sparse or Counts, shape (ny * nx, n_channels)
+        Counts, pixels unfolded row-major; a sparse-format :class:`Counts` (the
+        core's working format) is binned without any conversion.
+    image_shape : (int, int)
+        (ny, nx).
+    factor : int or (int, int)
+        Bin size (fy, fx); trailing rows/columns that do not fill a bin are cropped.
+    n_threads : int
+        Threads (0: OpenMP default).
+
+    Returns
+    -------
+    ndarray or scipy.sparse.csr_matrix of shape (ny // fy * nx // fx, n_channels)
+        The same kind as X (CSR for sparse X and sparse Counts): summed counts.
+        Sparse sums are computed in the core, without a dense or float64 copy of
+        X; they are float32 when X holds float32 values and every sum stays
+        exact in float32 (below 2**24), else float64, with sorted column indices.
     """
-    if not sp.issparse(X):
+    if isinstance(X, Counts):
+        counts = X
+        if not counts.is_sparse:
+            X = counts.dense
+    elif sp.issparse(X):
+        counts = to_counts(X, n_threads=n_threads)
+    else:
+        counts = None
+    if counts is None or not counts.is_sparse:
         ny, nx = image_shape
         return bin_spatial(np.asarray(X).reshape(ny, nx, -1), factor).reshape(-1, X.shape[1])
-    P = binning_operator(image_shape, factor)
-    return (P @ sp.csr_matrix(X, dtype=np.float64)).tocsr()
+    return _bin_csr(counts, image_shape, factor, n_threads)
+
+
+def _bin_csr(counts: Counts, image_shape, factor, n_threads: int) -> sp.csr_matrix:
+    ny, nx = image_shape
+    fy, fx = as_factor(factor)
+    if ny * nx != counts.shape[0]:
+        raise ValueError(
+            f"image_shape {image_shape} holds {ny * nx} pixels, X has {counts.shape[0]}"
+        )
+    if fy > ny or fx > nx:
+        raise ValueError(f"factor ({fy}, {fx}) is larger than the image ({ny}, {nx})")
+    values = counts.values
+    largest = float(values.max()) if values.size else 0.0
+    double_values = values.dtype != np.float32 or largest * fy * fx > _FLOAT32_EXACT_LIMIT
+    n_binned = (ny // fy) * (nx // fx)
+    # Upper bound: the binned matrix has at most the nonzeros of X.
+    check_allocation(
+        (n_binned + 1) * 8 + values.size * (4 + (8 if double_values else 4)), "the binned counts"
+    )
+    indptr, indices, sums = _core.bin_csr(
+        counts.core, counts.shape[1], ny, nx, fy, fx, double_values, n_threads
+    )
+    binned = sp.csr_matrix((sums, indices, indptr), shape=(n_binned, counts.shape[1]), copy=False)
+    binned.has_canonical_format = True  # sorted, no duplicates: the core writes it so
+    return binned
