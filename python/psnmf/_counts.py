@@ -115,15 +115,16 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
         X = X.astype(np.float32)
     if not X.dtype.isnative:
         X = X.astype(X.dtype.newbyteorder("="))
-    if X.dtype.kind in "iu" and X.dtype.itemsize == 8:
-        check_counts_values(X, name)  # 64-bit counts above 2**53 are not exact in float64
+    if X.dtype == np.uint64:
+        check_counts_values(X, name)  # above 2**53 they are not exact in float64
     if X.dtype not in _CORE_DTYPES:
         # int8/int16 widen exactly; uint64 and long double go through float64.
         X = X.astype(np.int32 if X.dtype.kind == "i" else np.float64)
     if not (X.flags.c_contiguous or X.flags.f_contiguous):
         X = np.ascontiguousarray(X)
-    # One compiled pass validates, counts the nonzeros per row and finds the
-    # maximum; a second copies the nonzeros. C and Fortran order, no copy.
+    # One compiled pass validates, counts the nonzeros per row and bounds the
+    # maximum (exact above 2**24, never below 2**53 when above it); a second
+    # copies the nonzeros. C and Fortran order, no copy.
     try:
         indptr, nonzero, max_value = _core.dense_scan(X, n_threads=n_threads)
     except ValueError:

@@ -11,9 +11,13 @@ enum class DenseOrder { row_major, column_major };
 
 /// First pass: validate a dense (n_rows, n_cols) matrix (every value finite and
 /// >= 0, else std::invalid_argument) and write the CSR row offsets of its
-/// nonzeros into indptr (n_rows + 1). Returns the number of nonzeros; when
-/// max_value is given, stores the largest value there (0 for an all-zero matrix,
-/// and for uint8/uint16 input, whose values float32 always holds exactly).
+/// nonzeros into indptr (n_rows + 1). Returns the number of nonzeros. When
+/// max_value is given, stores there what decides the value type: the largest
+/// value for float input and for integer input whose largest value is >= 2**24
+/// (a 64-bit one above 2**53 is stored above 2**53, never rounded down to it);
+/// below 2**24 an integer input's bound may exceed its largest value but stays
+/// below 2**24. 0 for uint8/uint16 input, whose values float32 always holds
+/// exactly, and for an all-zero matrix.
 template <class In>
 std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                              std::int64_t *indptr, int n_threads = 0,
