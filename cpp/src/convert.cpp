@@ -25,24 +25,23 @@ namespace psnmf {
 
 namespace {
 
+using detail::exact_maximum;
+using detail::kExactMaximumFrom;
 using detail::kMaskWidth;
 using detail::lowest_bit;
+using detail::maximum_as_double;
 using detail::nonzero_mask;
 using detail::ValueRange;
 
 // Values per span of the row-major scan: the count and the range reductions
 // read the same span, the second time from L1.
 constexpr std::int64_t kSpan = 2048;
-// Integer counts above this need float64 values; the exact maximum is searched
-// only when the OR bound of the values reaches it.
-constexpr std::uint64_t kExactMaximumFrom = std::uint64_t(1) << 24;
-
-// Rows per block of the column-major passes: a column's segment of the block is
-// 2 KiB (long enough for the hardware prefetcher to stream it), and the block's
-// counters and write cursors stay in L1/L2. A multiple of kMaskWidth.
-template <class In> constexpr std::int64_t column_major_block() {
-  return std::max<std::int64_t>(256, std::min<std::int64_t>(1024, 2048 / sizeof(In)));
-}
+// Column-major passes work on blocks of rows. Scan: a column's segment of a
+// block is 2 KiB, long enough for the hardware prefetcher to stream it, and the
+// block's counters stay in L1. Fill: 256 rows, so that the block's write
+// cursors and the output lines they point to stay in L1. Multiples of kMaskWidth.
+constexpr std::int64_t kScanBlockBytes = 2048;
+constexpr std::int64_t kFillBlockRows = 256;
 
 void check_shape(std::int64_t n_rows, std::int64_t n_cols) {
   if (n_rows <= 0 || n_cols <= 0)
@@ -105,35 +104,39 @@ void scan_rows(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::i
   }
 }
 
-// Column-major scan: each column segment of a block of rows gives bit masks of
-// its nonzeros, whose set bits count towards their rows.
+// Column-major scan: per-row counters in In-wide lanes (added to vertically, so
+// the compiler vectorises them like the row-major count), flushed to int64
+// before they can overflow.
 template <class In>
 void scan_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t *counts,
                   int threads, ValueRange<In> *ranges) {
-  constexpr std::int64_t block = column_major_block<In>();
+  constexpr std::int64_t block = kScanBlockBytes / sizeof(In);
+  constexpr std::int64_t flush_every = std::min<std::int64_t>(
+      kSpan, static_cast<std::int64_t>(std::numeric_limits<Lane<In>>::max()));
   const std::int64_t n_blocks = (n_rows + block - 1) / block;
 #pragma omp parallel num_threads(threads)
   {
     ValueRange<In> range;
-    std::vector<std::int64_t> block_counts(block);
+    std::vector<Lane<In>> lanes(block);
 #pragma omp for schedule(static)
     for (std::int64_t b = 0; b < n_blocks; ++b) {
       const std::int64_t r0 = b * block;
       const std::int64_t rows = std::min(block, n_rows - r0);
-      const std::int64_t full = rows - rows % kMaskWidth;
-      std::fill(block_counts.begin(), block_counts.end(), 0);
-      std::int64_t *c = block_counts.data();
-      for (std::int64_t j = 0; j < n_cols; ++j) {
-        const In *col = dense + j * n_rows + r0;
-        for (std::int64_t i0 = 0; i0 < full; i0 += kMaskWidth) {
-          for (std::uint64_t mask = nonzero_mask(col + i0); mask; mask &= mask - 1)
-            ++c[i0 + lowest_bit(mask)];
+      std::int64_t *c = counts + r0;
+      std::fill(c, c + rows, 0);
+      Lane<In> *lane = lanes.data();
+      for (std::int64_t j0 = 0; j0 < n_cols; j0 += flush_every) {
+        const std::int64_t j1 = std::min(n_cols, j0 + flush_every);
+        std::fill(lane, lane + rows, Lane<In>(0));
+        for (std::int64_t j = j0; j < j1; ++j) {
+          const In *col = dense + j * n_rows + r0;
+          for (std::int64_t i = 0; i < rows; ++i)
+            lane[i] += col[i] != In(0);
+          range.add(col, rows);
         }
-        for (std::int64_t i = full; i < rows; ++i)
-          c[i] += col[i] != In(0);
-        range.add(col, rows);
+        for (std::int64_t i = 0; i < rows; ++i)
+          c[i] += lane[i];
       }
-      std::copy(c, c + rows, counts + r0);
     }
     ranges[thread_index()] = range;
   }
@@ -168,7 +171,7 @@ void fill_row(const In *row, std::int64_t n_cols, std::int64_t p, std::int32_t *
 template <class In, class Value>
 void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                   const std::int64_t *indptr, std::int32_t *indices, Value *values, int threads) {
-  constexpr std::int64_t block = column_major_block<In>();
+  constexpr std::int64_t block = kFillBlockRows;
   const std::int64_t n_blocks = (n_rows + block - 1) / block;
 #pragma omp parallel num_threads(threads)
   {
@@ -202,27 +205,6 @@ void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
       }
     }
   }
-}
-
-// Exact maximum of all n values (either order: the buffer is contiguous), for
-// integer input whose OR bound does not settle the value type.
-template <class In> In exact_maximum(const In *dense, std::int64_t n, int threads) {
-  In high = In(0);
-#pragma omp parallel for schedule(static) num_threads(threads) reduction(max : high)
-  for (std::int64_t i = 0; i < n; ++i)
-    high = std::max(high, dense[i]);
-  return high;
-}
-
-// The largest value as a double. A 64-bit integer above 2**53 may round down to
-// 2**53: report it as above the limit, where it is.
-template <class In> double maximum_as_double(In high) {
-  constexpr double exact = 9007199254740992.0; // 2**53
-  const double d = static_cast<double>(high);
-  if constexpr (std::is_integral_v<In> && sizeof(In) == 8)
-    if (high > static_cast<In>(std::int64_t(1) << 53))
-      return std::max(d, std::nextafter(exact, 2 * exact));
-  return d;
 }
 
 } // namespace

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -213,5 +214,30 @@ template <class In> struct ValueRange<In, std::enable_if_t<std::is_floating_poin
   }
   bool valid() const { return all_valid; }
 };
+
+// Integer counts above this need float64 values; the exact maximum is searched
+// only when the OR bound of the values reaches it.
+inline constexpr std::uint64_t kExactMaximumFrom = std::uint64_t(1) << 24;
+
+// Exact maximum of n contiguous values (a dense matrix in either order, or CSR data), for
+// integer input whose OR bound does not settle the value type.
+template <class In> In exact_maximum(const In *dense, std::int64_t n, int threads) {
+  In high = In(0);
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(max : high)
+  for (std::int64_t i = 0; i < n; ++i)
+    high = std::max(high, dense[i]);
+  return high;
+}
+
+// The largest value as a double. A 64-bit integer above 2**53 may round down to
+// 2**53: report it as above the limit, where it is.
+template <class In> double maximum_as_double(In high) {
+  constexpr double exact = 9007199254740992.0; // 2**53
+  const double d = static_cast<double>(high);
+  if constexpr (std::is_integral_v<In> && sizeof(In) == 8)
+    if (high > static_cast<In>(std::int64_t(1) << 53))
+      return std::max(d, std::nextafter(exact, 2 * exact));
+  return d;
+}
 
 } // namespace psnmf::detail

@@ -31,3 +31,27 @@ void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const s
               DenseOrder order = DenseOrder::row_major);
 
 } // namespace psnmf
+
+namespace psnmf {
+
+/// What convert_csr learned about a CSR matrix.
+struct CsrCheck {
+  /// Column indices strictly increasing within every row (sorted, no duplicates).
+  bool canonical = true;
+  /// As csr_row_offsets' max_value, over the stored values.
+  double max_value = 0;
+};
+
+/// One pass over a CSR matrix (n_rows, n_cols) given by indptr (n_rows + 1,
+/// from 0, non-decreasing), indices and data (indptr[n_rows] entries): validate
+/// the values (finite, >= 0) and the structure (std::invalid_argument
+/// otherwise), and copy the indices as int32 into out_indices and the values
+/// converted into out_values, each when not null. A row that is not canonical
+/// gives canonical = false; its indices are then checked only after sorting
+/// (call again), and the copies are incomplete.
+template <class Index, class In, class Value>
+CsrCheck convert_csr(const Index *indptr, const Index *indices, const In *data, std::int64_t n_rows,
+                     std::int64_t n_cols, std::int32_t *out_indices, Value *out_values,
+                     int n_threads = 0);
+
+} // namespace psnmf
