@@ -111,8 +111,7 @@ template <class In>
 void scan_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t *counts,
                   int threads, ValueRange<In> *ranges) {
   constexpr std::int64_t block = kScanBlockBytes / sizeof(In);
-  constexpr std::int64_t flush_every = std::min<std::int64_t>(
-      kSpan, static_cast<std::int64_t>(std::numeric_limits<Lane<In>>::max()));
+  constexpr std::int64_t flush_every = sizeof(In) == 1 ? 255 : kSpan; // below the lane's maximum
   const std::int64_t n_blocks = (n_rows + block - 1) / block;
 #pragma omp parallel num_threads(threads)
   {
