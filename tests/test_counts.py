@@ -236,3 +236,14 @@ def test_sparse_malformed_structure_raises():
     decreasing.indptr = np.array([0, 2, 1], dtype=np.int32)
     with pytest.raises(ValueError, match="counts is not a valid sparse matrix: .*indptr"):
         to_counts(decreasing, name="counts")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_dense_int64_just_above_2_53_raises(order):
+    # 2**53 + 1 rounds to 2**53 in float64: the compiled scan must not let it pass.
+    X = sparse_counts(300, 70, 0.2).astype(np.int64)
+    X[299, 69] = 2**53
+    assert to_counts(np.asarray(X, order=order)).values.dtype == np.float64
+    X[299, 69] = 2**53 + 1
+    with pytest.raises(ValueError, match=r"counts holds counts up to 9007199254740993 > 2\*\*53"):
+        to_counts(np.asarray(X, order=order), name="counts")
