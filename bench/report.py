@@ -328,8 +328,10 @@ def write_report(r: dict, path: Path) -> None:
 
     out.append(
         "\n## Input conversion (`psnmf._counts.to_counts`)\n\nGB/s of input bytes "
-        "(median of repeats); memcpy = numpy copy of the same number of bytes. Compliant CSR "
-        "input (int32 indices, float values, canonical) is used without a copy: its rate is "
+        "(median of repeats); memcpy = numpy copy (one thread) of the same number of bytes, "
+        "timed in alternation with the conversion; fraction = copy time / conversion time. "
+        "Compliant CSR input (int32 indices, float values, canonical) is used without a copy: "
+        "its rate is "
         "that of validation only.\n"
     )
     rows = [

@@ -123,3 +123,127 @@ def test_sparse_int64_indices_and_duplicates():
         shape=coo.shape,
     )
     assert_matches_scipy(to_counts(doubled), 2 * reference)
+
+
+def csr_from_arrays(reference, indices_dtype, data_dtype, cls=sp.csr_matrix):
+    csr = sp.csr_matrix(reference)
+    return cls(
+        (
+            csr.data.astype(data_dtype),
+            csr.indices.astype(indices_dtype),
+            csr.indptr.astype(indices_dtype),
+        ),
+        shape=csr.shape,
+    )
+
+
+@pytest.mark.parametrize("cls", [sp.csr_matrix, sp.csr_array])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize(
+    "data_dtype", [np.uint8, np.uint16, np.int16, np.uint32, np.int64, np.uint64, np.float32]
+)
+def test_sparse_index_and_value_types_match_scipy(cls, index_dtype, data_dtype):
+    reference = sparse_counts(500, 130, 0.1, seed=17)
+    counts = to_counts(csr_from_arrays(reference, index_dtype, data_dtype, cls), n_threads=2)
+    assert_matches_scipy(counts, reference)
+    assert counts.values.dtype == np.float32  # small integer counts are exact in float32
+
+
+@pytest.mark.parametrize("data_dtype", [np.int32, np.uint32, np.int64, np.uint64])
+def test_sparse_large_integer_counts_keep_float64_values(data_dtype):
+    reference = sparse_counts(50, 40, 0.2, seed=3)
+    reference[4, 5] = 2**24 + 1  # not exact in float32
+    counts = to_counts(csr_from_arrays(reference, np.int64, data_dtype))
+    assert counts.values.dtype == np.float64
+    assert_matches_scipy(counts, reference)
+    reference[4, 5] = 2**24  # exact in float32: stays float32
+    assert to_counts(csr_from_arrays(reference, np.int32, data_dtype)).values.dtype == np.float32
+
+
+def test_sparse_unsorted_rows_are_sorted_without_touching_the_input():
+    reference = sparse_counts(300, 90, 0.2, seed=19)
+    csr = sp.csr_matrix(reference)
+    rng = np.random.default_rng(0)
+    indices, data = csr.indices.copy(), csr.data.copy()
+    for i in range(0, csr.shape[0], 3):  # reverse or shuffle some rows
+        row = slice(csr.indptr[i], csr.indptr[i + 1])
+        order = rng.permutation(row.stop - row.start)
+        indices[row], data[row] = indices[row][order], data[row][order]
+    unsorted = sp.csr_matrix((data, indices, csr.indptr.copy()), shape=csr.shape)
+    unsorted.has_sorted_indices = False
+    kept = (unsorted.indices.copy(), unsorted.data.copy())
+    assert_matches_scipy(to_counts(unsorted), reference)
+    np.testing.assert_array_equal(unsorted.indices, kept[0])
+    np.testing.assert_array_equal(unsorted.data, kept[1])
+
+
+def test_sparse_duplicates_in_csr_and_csc_are_summed():
+    reference = sparse_counts(200, 80, 0.1, seed=23)
+    csr = sp.csr_matrix(reference)
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    doubled_rows = np.concatenate([rows, rows])
+    doubled_cols = np.concatenate([csr.indices, csr.indices]).astype(np.int64)
+    doubled_data = np.concatenate([csr.data, csr.data]).astype(np.int64)
+    order = np.argsort(doubled_rows, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=csr.shape[0]) * 2)])
+    dup_csr = sp.csr_matrix(
+        (doubled_data[order], doubled_cols[order], indptr.astype(np.int64)), shape=csr.shape
+    )
+    assert_matches_scipy(to_counts(dup_csr), 2 * reference)
+    dup_csc = sp.csc_matrix(
+        (doubled_data, (doubled_rows, doubled_cols)), shape=csr.shape
+    )  # summed by scipy's constructor or by to_counts
+    assert_matches_scipy(to_counts(dup_csc), 2 * reference)
+
+
+def test_sparse_explicit_zeros_are_kept():
+    csr = sp.csr_matrix(
+        (np.array([0.0, 2.0, 0.0]), np.array([0, 2, 1]), np.array([0, 2, 3])), shape=(2, 3)
+    )
+    counts = to_counts(csr)
+    np.testing.assert_array_equal(counts.indptr, [0, 2, 3])
+    np.testing.assert_array_equal(counts.indices, [0, 2, 1])
+    np.testing.assert_array_equal(counts.values, [0.0, 2.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("bad", "dtype", "message"),
+    [
+        (-1, np.int64, r"counts contains negative values .* at stored entry \(7,\)"),
+        (np.nan, np.float64, r"counts contains NaN at stored entry \(7,\)"),
+        (np.inf, np.float32, r"counts contains infinity at stored entry \(7,\)"),
+        (2.0**60, np.float64, r"2\*\*53"),
+        (2**60, np.int64, r"2\*\*53"),
+    ],
+)
+def test_sparse_invalid_values_raise(bad, dtype, message):
+    reference = sparse_counts(40, 30, 0.3, seed=29)
+    X = csr_from_arrays(reference, np.int64, dtype)
+    X.data[7] = bad
+    with pytest.raises(ValueError, match=message):
+        to_counts(X, name="counts")
+
+
+def test_sparse_malformed_structure_raises():
+    data, indices = np.array([1.0, 2.0]), np.array([0, 5], dtype=np.int32)
+    indptr = np.array([0, 1, 2], dtype=np.int32)
+    out_of_range = sp.csr_matrix((2, 3))
+    out_of_range.data, out_of_range.indices, out_of_range.indptr = data, indices, indptr
+    with pytest.raises(ValueError, match="counts is not a valid sparse matrix: .*out of range"):
+        to_counts(out_of_range, name="counts")
+    decreasing = sp.csr_matrix((2, 3))
+    decreasing.data, decreasing.indices = data, np.array([0, 1], dtype=np.int32)
+    decreasing.indptr = np.array([0, 2, 1], dtype=np.int32)
+    with pytest.raises(ValueError, match="counts is not a valid sparse matrix: .*indptr"):
+        to_counts(decreasing, name="counts")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_dense_int64_just_above_2_53_raises(order):
+    # 2**53 + 1 rounds to 2**53 in float64: the compiled scan must not let it pass.
+    X = sparse_counts(300, 70, 0.2).astype(np.int64)
+    X[299, 69] = 2**53
+    assert to_counts(np.asarray(X, order=order)).values.dtype == np.float64
+    X[299, 69] = 2**53 + 1
+    with pytest.raises(ValueError, match=r"counts holds counts up to 9007199254740993 > 2\*\*53"):
+        to_counts(np.asarray(X, order=order), name="counts")

@@ -3,7 +3,8 @@
 // Two calls, so that Python can decide between CSR and dense from the nonzero
 // count of the first pass without an extra pass of its own: dense_scan
 // (validate, row offsets, maximum) and dense_fill (indices and values).
-// Both take C- or Fortran-ordered input without copying it.
+// Both take C- or Fortran-ordered input without copying it. csr_convert does
+// the same for scipy.sparse input: validate and convert in one pass.
 #include "psnmf/convert.hpp"
 
 #include "bindings.hpp"
@@ -74,6 +75,72 @@ py::tuple scan_any(const py::array &dense, int n_threads) {
   });
 }
 
+// A 1-D C-contiguous array of at least n elements of type T, or null for None.
+template <class T> T *optional_output(const py::object &out, std::int64_t n, const char *what) {
+  if (out.is_none())
+    return nullptr;
+  auto array = out.cast<py::array>();
+  if (!array.dtype().equal(py::dtype::of<T>()) || array.ndim() != 1 ||
+      !(array.flags() & py::array::c_style) || !array.writeable() || array.shape(0) < n)
+    throw py::value_error(std::string(what) + ": expected a writable contiguous 1-D " +
+                          py::str(static_cast<py::object>(py::dtype::of<T>())).cast<std::string>() +
+                          " array of at least " + std::to_string(n) + " elements");
+  return static_cast<T *>(array.mutable_data());
+}
+
+template <class Index>
+py::tuple csr_typed(const py::array &indptr, const py::array &indices, const py::array &data,
+                    std::int64_t n_cols, const py::object &out_indices,
+                    const py::object &out_values, int n_threads) {
+  require_c_contiguous(indptr, 1, "indptr");
+  require_c_contiguous(indices, 1, "indices");
+  require_c_contiguous(data, 1, "data");
+  if (!indices.dtype().equal(indptr.dtype()))
+    throw py::type_error("indices: must have the dtype of indptr");
+  const std::int64_t n_rows = indptr.shape(0) - 1;
+  if (n_rows < 1)
+    throw py::value_error("indptr: expected at least 2 elements");
+  const Index *offsets = static_cast<const Index *>(indptr.data());
+  const std::int64_t nnz = offsets[n_rows];
+  if (nnz < 0 || nnz > indices.shape(0) || nnz > data.shape(0))
+    throw py::value_error("indptr: its last entry exceeds the length of indices or data");
+  std::int32_t *idx = optional_output<std::int32_t>(out_indices, nnz, "out_indices");
+  if (!idx && !std::is_same_v<Index, std::int32_t>)
+    throw py::value_error("out_indices: needed for 64-bit indices");
+  const bool double_values =
+      !out_values.is_none() && out_values.cast<py::array>().dtype().equal(py::dtype::of<double>());
+  return dispatch_counts_dtype(data.dtype(), "data", [&](auto tag) {
+    using In = decltype(tag);
+    const In *values = static_cast<const In *>(data.data());
+    const Index *columns = static_cast<const Index *>(indices.data());
+    CsrCheck check;
+    if (double_values) {
+      double *out = optional_output<double>(out_values, nnz, "out_values");
+      py::gil_scoped_release release;
+      check = convert_csr<Index, In, double>(offsets, columns, values, n_rows, n_cols, idx, out,
+                                             n_threads);
+    } else {
+      float *out = optional_output<float>(out_values, nnz, "out_values");
+      py::gil_scoped_release release;
+      check = convert_csr<Index, In, float>(offsets, columns, values, n_rows, n_cols, idx, out,
+                                            n_threads);
+    }
+    return py::make_tuple(check.canonical, check.max_value);
+  });
+}
+
+py::tuple csr_any(const py::array &indptr, const py::array &indices, const py::array &data,
+                  std::int64_t n_cols, const py::object &out_indices, const py::object &out_values,
+                  int n_threads) {
+  if (indptr.dtype().equal(py::dtype::of<std::int32_t>()))
+    return csr_typed<std::int32_t>(indptr, indices, data, n_cols, out_indices, out_values,
+                                   n_threads);
+  if (indptr.dtype().equal(py::dtype::of<std::int64_t>()))
+    return csr_typed<std::int64_t>(indptr, indices, data, n_cols, out_indices, out_values,
+                                   n_threads);
+  throw py::type_error("indptr: expected int32 or int64");
+}
+
 } // namespace
 
 void bind_convert(py::module_ &m) {
@@ -84,6 +151,12 @@ void bind_convert(py::module_ &m) {
         py::arg("n_threads") = 0,
         "Second pass: (indices int32, values float32 or float64) of the nonzeros, with the "
         "indptr of dense_scan.");
+  m.def("csr_convert", &csr_any, py::arg("indptr"), py::arg("indices"), py::arg("data"),
+        py::arg("n_cols"), py::arg("out_indices") = py::none(), py::arg("out_values") = py::none(),
+        py::arg("n_threads") = 0,
+        "One pass over a CSR matrix: validate values (finite, >= 0) and structure, copy indices "
+        "to out_indices (int32) and values to out_values (float32/float64) when given. Returns "
+        "(canonical, max value); when not canonical the copies are incomplete.");
   m.def(
       "dense_to_csr",
       [](const py::array &dense, bool double_values, int n_threads) {

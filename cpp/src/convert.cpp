@@ -1,10 +1,13 @@
 // Dense counts of any numeric type -> CSR working format, validated on the way.
 //
-// Both passes stream the input once at memory speed: the scan is branch-free
-// (count, min, max reductions the compiler vectorises) and the fill walks a bit
-// mask of the nonzeros of each group of columns. Fortran-ordered
-// input is read column by column over blocks of rows, so it needs no transposed
-// copy.
+// Two passes, each reading the input once at memory speed: the scan counts the
+// nonzeros of each row and validates the values (vectorised count and range
+// reductions), the fill copies the nonzeros. The fill walks a bit mask of the
+// nonzeros of each run of 64 values (SSE2 compare + movemask on x86-64), so the
+// work per zero is a fraction of a cycle and an all-zero run costs one test.
+// Fortran-ordered input is read column by column over blocks of rows: each
+// column segment is a contiguous run of a few KiB, so the reads stream and no
+// transposed copy is made.
 #include "psnmf/convert.hpp"
 
 #include <algorithm>
@@ -15,171 +18,140 @@
 #include <type_traits>
 #include <vector>
 
+#include "nonzero_mask.hpp"
 #include "parallel.hpp"
 
 namespace psnmf {
 
 namespace {
 
-// Rows per block of the column-major passes: the block's row counters or write
-// cursors (and the output lines they point to) stay in cache.
-constexpr std::int64_t kColumnMajorBlock = 2048;
-// Columns per nonzero bit mask in the row-major fill.
-constexpr int kGroup = 64;
+using detail::exact_maximum;
+using detail::kExactMaximumFrom;
+using detail::kMaskWidth;
+using detail::lowest_bit;
+using detail::maximum_as_double;
+using detail::nonzero_mask;
+using detail::ValueRange;
 
-// Running validation and maximum over the values seen by one thread.
-template <class In> struct Range {
-  In low = In(0), high = In(0);
-  bool not_a_number = false;
+// Values per span of the row-major scan: the count and the range reductions
+// read the same span, the second time from L1.
+constexpr std::int64_t kSpan = 2048;
+// Column-major passes work on blocks of rows. Scan: a column's segment of a
+// block is 2 KiB, long enough for the hardware prefetcher to stream it, and the
+// block's counters stay in L1. Fill: 256 rows, so that the block's write
+// cursors and the output lines they point to stay in L1. Multiples of kMaskWidth.
+constexpr std::int64_t kScanBlockBytes = 2048;
+constexpr std::int64_t kFillBlockRows = 256;
 
-  void add(In v) {
-    low = std::min(low, v);
-    high = std::max(high, v);
-  }
-  bool valid() const {
-    if constexpr (std::is_floating_point_v<In>)
-      return !not_a_number && low >= 0 && high <= std::numeric_limits<In>::max();
-    else
-      return low >= 0;
-  }
-};
-
-template <class In> void check_shape(std::int64_t n_rows, std::int64_t n_cols) {
+void check_shape(std::int64_t n_rows, std::int64_t n_cols) {
   if (n_rows <= 0 || n_cols <= 0)
     throw std::invalid_argument("counts: empty matrix");
   if (n_cols > INT32_MAX)
     throw std::invalid_argument("counts: too many columns for CSR");
 }
 
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // Unsigned lane of In's width: counting in it lets the compiler vectorise the
-// nonzero count without widening; blocks stay below the lane's maximum.
+// nonzero count without widening; spans stay below the lane's maximum.
 template <class In>
 using Lane = std::conditional_t<
     sizeof(In) == 1, std::uint8_t,
     std::conditional_t<sizeof(In) == 2, std::uint16_t,
                        std::conditional_t<sizeof(In) == 4, std::uint32_t, std::uint64_t>>>;
 
-// Values that need no range check: unsigned up to 16 bits (float32 holds them exactly).
-template <class In> constexpr bool kNoRange = std::is_unsigned_v<In> && sizeof(In) <= 2;
-
-// Nonzeros of one contiguous row, with its value range.
-template <class In> std::int64_t scan_row(const In *row, std::int64_t n_cols, Range<In> &range) {
-  constexpr std::int64_t block =
-      sizeof(In) <= 2 ? std::int64_t(std::numeric_limits<Lane<In>>::max()) : std::int64_t(1) << 30;
+template <class In> std::int64_t count_nonzero(const In *p, std::int64_t n) {
+  constexpr std::int64_t lane_max = sizeof(In) == 1 ? 255 : kSpan;
   std::int64_t count = 0;
-  for (std::int64_t j0 = 0; j0 < n_cols; j0 += block) {
-    const std::int64_t j1 = std::min(n_cols, j0 + block);
+  for (std::int64_t j0 = 0; j0 < n; j0 += lane_max) {
+    const std::int64_t j1 = std::min(n, j0 + lane_max);
     Lane<In> partial = 0;
     for (std::int64_t j = j0; j < j1; ++j)
-      partial += row[j] != In(0);
+      partial += p[j] != In(0);
     count += partial;
   }
-  if constexpr (!kNoRange<In>) {
-    In low = range.low, high = range.high;
-    bool nan = false;
-    for (std::int64_t j = 0; j < n_cols; ++j) {
-      const In v = row[j];
-      low = std::min(low, v);
-      high = std::max(high, v);
-      if constexpr (std::is_floating_point_v<In>)
-        nan |= v != v;
-    }
-    range.low = low;
-    range.high = high;
-    range.not_a_number |= nan;
+  return count;
+}
+
+// Nonzeros of one contiguous row; its values enter the thread's range.
+template <class In>
+std::int64_t scan_row(const In *row, std::int64_t n_cols, ValueRange<In> &range) {
+  std::int64_t count = 0;
+  for (std::int64_t j0 = 0; j0 < n_cols; j0 += kSpan) {
+    const std::int64_t n = std::min(kSpan, n_cols - j0);
+    count += count_nonzero(row + j0, n);
+    range.add(row + j0, n);
   }
   return count;
 }
 
 template <class In>
 void scan_rows(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t *counts,
-               int threads, Range<In> *ranges) {
+               int threads, ValueRange<In> *ranges) {
 #pragma omp parallel num_threads(threads)
   {
-#ifdef _OPENMP
-    Range<In> &range = ranges[omp_get_thread_num()];
-#else
-    Range<In> &range = ranges[0];
-#endif
+    ValueRange<In> range;
 #pragma omp for schedule(static)
     for (std::int64_t i = 0; i < n_rows; ++i)
       counts[i] = scan_row(dense + i * n_cols, n_cols, range);
+    ranges[thread_index()] = range;
   }
 }
 
+// Column-major scan: per-row counters in In-wide lanes (added to vertically, so
+// the compiler vectorises them like the row-major count), flushed to int64
+// before they can overflow.
 template <class In>
 void scan_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t *counts,
-                  int threads, Range<In> *ranges) {
-  const std::int64_t n_blocks = (n_rows + kColumnMajorBlock - 1) / kColumnMajorBlock;
+                  int threads, ValueRange<In> *ranges) {
+  constexpr std::int64_t block = kScanBlockBytes / sizeof(In);
+  constexpr std::int64_t flush_every = sizeof(In) == 1 ? 255 : kSpan; // below the lane's maximum
+  const std::int64_t n_blocks = (n_rows + block - 1) / block;
 #pragma omp parallel num_threads(threads)
   {
-#ifdef _OPENMP
-    Range<In> &range = ranges[omp_get_thread_num()];
-#else
-    Range<In> &range = ranges[0];
-#endif
-    std::vector<std::int32_t> block_counts(kColumnMajorBlock);
+    ValueRange<In> range;
+    std::vector<Lane<In>> lanes(block);
 #pragma omp for schedule(static)
     for (std::int64_t b = 0; b < n_blocks; ++b) {
-      const std::int64_t r0 = b * kColumnMajorBlock;
-      const std::int64_t rows = std::min(kColumnMajorBlock, n_rows - r0);
-      std::fill(block_counts.begin(), block_counts.end(), 0);
-      std::int32_t *c = block_counts.data();
-      In low = range.low, high = range.high;
-      bool nan = false;
-      for (std::int64_t j = 0; j < n_cols; ++j) {
-        const In *col = dense + j * n_rows + r0;
-        for (std::int64_t i = 0; i < rows; ++i) {
-          const In v = col[i];
-          c[i] += v != In(0);
-          if constexpr (!kNoRange<In>) {
-            low = std::min(low, v);
-            high = std::max(high, v);
-          }
-          if constexpr (std::is_floating_point_v<In>)
-            nan |= v != v;
+      const std::int64_t r0 = b * block;
+      const std::int64_t rows = std::min(block, n_rows - r0);
+      std::int64_t *c = counts + r0;
+      std::fill(c, c + rows, 0);
+      Lane<In> *lane = lanes.data();
+      for (std::int64_t j0 = 0; j0 < n_cols; j0 += flush_every) {
+        const std::int64_t j1 = std::min(n_cols, j0 + flush_every);
+        std::fill(lane, lane + rows, Lane<In>(0));
+        for (std::int64_t j = j0; j < j1; ++j) {
+          const In *col = dense + j * n_rows + r0;
+          for (std::int64_t i = 0; i < rows; ++i)
+            lane[i] += col[i] != In(0);
+          range.add(col, rows);
         }
+        for (std::int64_t i = 0; i < rows; ++i)
+          c[i] += lane[i];
       }
-      range.low = low;
-      range.high = high;
-      range.not_a_number |= nan;
-      for (std::int64_t i = 0; i < rows; ++i)
-        counts[r0 + i] = c[i];
     }
+    ranges[thread_index()] = range;
   }
 }
 
-// Index of the lowest set bit of a nonzero mask.
-inline int lowest_bit(std::uint64_t mask) {
-#if defined(__GNUC__) || defined(__clang__)
-  return __builtin_ctzll(mask);
-#else
-  int bit = 0;
-  while (!(mask & 1)) {
-    mask >>= 1;
-    ++bit;
-  }
-  return bit;
-#endif
-}
-
-// Copy the nonzeros of one contiguous row to indices/values from position p.
-// Groups of 64 columns: a bit mask of the nonzeros (built without branches),
-// then one iteration per set bit, so the only unpredictable branch is the end
-// of each group rather than one per value.
+// Copy the nonzeros of one contiguous row to indices/values from position p:
+// one iteration per set bit of each 64-value mask.
 template <class In, class Value>
 void fill_row(const In *row, std::int64_t n_cols, std::int64_t p, std::int32_t *indices,
               Value *values) {
   std::int64_t j = 0;
-  for (; j + kGroup <= n_cols; j += kGroup) {
-    std::uint64_t mask = 0;
-    for (int g = 0; g < kGroup; ++g)
-      mask |= std::uint64_t(row[j + g] != In(0)) << g;
-    while (mask) {
-      const int g = lowest_bit(mask);
-      mask &= mask - 1;
-      indices[p] = static_cast<std::int32_t>(j + g);
-      values[p] = static_cast<Value>(row[j + g]);
+  for (; j + kMaskWidth <= n_cols; j += kMaskWidth) {
+    for (std::uint64_t mask = nonzero_mask(row + j); mask; mask &= mask - 1) {
+      const std::int64_t col = j + lowest_bit(mask);
+      indices[p] = static_cast<std::int32_t>(col);
+      values[p] = static_cast<Value>(row[col]);
       ++p;
     }
   }
@@ -193,25 +165,39 @@ void fill_row(const In *row, std::int64_t n_cols, std::int64_t p, std::int32_t *
   }
 }
 
+// Column-major fill: columns in ascending order, so each row's entries come out
+// sorted; a write cursor per row of the block.
 template <class In, class Value>
 void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                   const std::int64_t *indptr, std::int32_t *indices, Value *values, int threads) {
-  const std::int64_t n_blocks = (n_rows + kColumnMajorBlock - 1) / kColumnMajorBlock;
+  constexpr std::int64_t block = kFillBlockRows;
+  const std::int64_t n_blocks = (n_rows + block - 1) / block;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<std::int64_t> cursor(kColumnMajorBlock);
+    std::vector<std::int64_t> cursor(block);
 #pragma omp for schedule(static)
     for (std::int64_t b = 0; b < n_blocks; ++b) {
-      const std::int64_t r0 = b * kColumnMajorBlock;
-      const std::int64_t rows = std::min(kColumnMajorBlock, n_rows - r0);
+      const std::int64_t r0 = b * block;
+      const std::int64_t rows = std::min(block, n_rows - r0);
+      const std::int64_t full = rows - rows % kMaskWidth;
       std::copy(indptr + r0, indptr + r0 + rows, cursor.begin());
+      std::int64_t *at = cursor.data();
       for (std::int64_t j = 0; j < n_cols; ++j) {
         const In *col = dense + j * n_rows + r0;
-        for (std::int64_t i = 0; i < rows; ++i) {
+        const auto index = static_cast<std::int32_t>(j);
+        for (std::int64_t i0 = 0; i0 < full; i0 += kMaskWidth) {
+          for (std::uint64_t mask = nonzero_mask(col + i0); mask; mask &= mask - 1) {
+            const std::int64_t i = i0 + lowest_bit(mask);
+            const std::int64_t p = at[i]++;
+            indices[p] = index;
+            values[p] = static_cast<Value>(col[i]);
+          }
+        }
+        for (std::int64_t i = full; i < rows; ++i) {
           const In v = col[i];
           if (v != In(0)) {
-            const std::int64_t p = cursor[i]++;
-            indices[p] = static_cast<std::int32_t>(j);
+            const std::int64_t p = at[i]++;
+            indices[p] = index;
             values[p] = static_cast<Value>(v);
           }
         }
@@ -226,34 +212,41 @@ template <class In>
 std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                              std::int64_t *indptr, int n_threads, DenseOrder order,
                              double *max_value) {
-  check_shape<In>(n_rows, n_cols);
+  check_shape(n_rows, n_cols);
   if (!dense || !indptr)
     throw std::invalid_argument("counts: null buffer");
   const int threads = detail::resolve_threads(n_threads);
-  std::vector<Range<In>> ranges(static_cast<std::size_t>(threads));
+  std::vector<ValueRange<In>> ranges(static_cast<std::size_t>(threads));
   // Row counts go to indptr[1..n_rows], then become offsets by a prefix sum.
   if (order == DenseOrder::row_major)
     scan_rows(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
   else
     scan_columns(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
-  In high = In(0);
-  for (const auto &range : ranges) {
-    if (!range.valid())
-      throw std::invalid_argument("counts: values must be finite and non-negative");
-    high = std::max(high, range.high);
-  }
+  ValueRange<In> range;
+  for (const auto &r : ranges)
+    range.merge(r);
+  if (!range.valid())
+    throw std::invalid_argument("counts: values must be finite and non-negative");
   indptr[0] = 0;
   for (std::int64_t i = 0; i < n_rows; ++i)
     indptr[i + 1] += indptr[i];
-  if (max_value)
-    *max_value = static_cast<double>(high);
+  if (max_value) {
+    In high = In(0);
+    if constexpr (std::is_floating_point_v<In>)
+      high = range.high;
+    else if constexpr (ValueRange<In>::kTracked)
+      high = std::uint64_t(range.bound()) >= kExactMaximumFrom
+                 ? exact_maximum(dense, n_rows * n_cols, threads)
+                 : In(range.bound()); // below 2**24: only "small" matters to the caller
+    *max_value = maximum_as_double(high);
+  }
   return indptr[n_rows];
 }
 
 template <class In, class Value>
 void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const std::int64_t *indptr,
               std::int32_t *indices, Value *values, int n_threads, DenseOrder order) {
-  check_shape<In>(n_rows, n_cols);
+  check_shape(n_rows, n_cols);
   if (!dense || !indptr || (indptr[n_rows] > 0 && (!indices || !values)))
     throw std::invalid_argument("counts: null buffer");
   const int threads = detail::resolve_threads(n_threads);

@@ -1,6 +1,7 @@
 // Dense -> CSR conversion: row offsets, indices and values for every input type; validation.
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -9,6 +10,8 @@
 #include "psnmf/convert.hpp"
 
 namespace {
+
+using psnmf::DenseOrder;
 
 // 3 x 4 with an empty middle row:
 //   [0 3 0   1]
@@ -60,8 +63,10 @@ template <class In> void check_column_major() {
                                     psnmf::DenseOrder::column_major, &max_value),
              4);
     CHECK(indptr == kIndptr);
-    if (!(std::is_unsigned_v<In> && sizeof(In) <= 2))
+    if (std::is_floating_point_v<In>)
       CHECK_EQ(max_value, 250.0);
+    else if (!(std::is_unsigned_v<In> && sizeof(In) <= 2))
+      CHECK(max_value >= 250.0 && max_value < 16777216.0); // a bound below 2**24
     std::vector<std::int32_t> indices(4, -1);
     std::vector<double> values(4, -1);
     psnmf::fill_csr(columns.data(), kRows, kCols, indptr.data(), indices.data(), values.data(),
@@ -130,6 +135,85 @@ void test_invalid_values() {
                std::invalid_argument);
 }
 
+// A matrix large enough for every path of the kernels (64-value masks with a
+// remainder, several column-major row blocks with a remainder), against a plain
+// loop over the values.
+template <class In> void check_against_loop(DenseOrder order) {
+  constexpr std::int64_t rows = 1100, cols = 131;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<In> dense(static_cast<std::size_t>(rows * cols), In(0));
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const std::int64_t at = order == DenseOrder::row_major ? i * cols + j : j * rows + i;
+      if (i % 9 != 4 && unit(rng) < 0.2) // rows 4, 13, ... stay empty
+        dense[at] = static_cast<In>(1 + static_cast<int>(unit(rng) * 120));
+    }
+  std::vector<std::int64_t> expected_indptr = {0};
+  std::vector<std::int32_t> expected_indices;
+  std::vector<double> expected_values;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const In v = dense[order == DenseOrder::row_major ? i * cols + j : j * rows + i];
+      if (v != In(0)) {
+        expected_indices.push_back(static_cast<std::int32_t>(j));
+        expected_values.push_back(static_cast<double>(v));
+      }
+    }
+    expected_indptr.push_back(static_cast<std::int64_t>(expected_indices.size()));
+  }
+  for (int threads : {1, 2, 3}) {
+    std::vector<std::int64_t> indptr(rows + 1, -1);
+    CHECK_EQ(psnmf::csr_row_offsets(dense.data(), rows, cols, indptr.data(), threads, order),
+             expected_indptr.back());
+    CHECK(indptr == expected_indptr);
+    std::vector<std::int32_t> indices(expected_indices.size(), -1);
+    std::vector<double> values(expected_values.size(), -1);
+    psnmf::fill_csr(dense.data(), rows, cols, indptr.data(), indices.data(), values.data(), threads,
+                    order);
+    CHECK(indices == expected_indices);
+    CHECK(values == expected_values);
+  }
+}
+
+template <class In> void check_against_loop_both_orders() {
+  check_against_loop<In>(DenseOrder::row_major);
+  check_against_loop<In>(DenseOrder::column_major);
+}
+
+void test_against_loop() {
+  check_against_loop_both_orders<std::uint8_t>();
+  check_against_loop_both_orders<std::uint16_t>();
+  check_against_loop_both_orders<std::uint32_t>();
+  check_against_loop_both_orders<std::int32_t>();
+  check_against_loop_both_orders<std::int64_t>();
+  check_against_loop_both_orders<float>();
+  check_against_loop_both_orders<double>();
+}
+
+// Integer maxima at and above 2**24 are exact; above 2**53 never rounded down to it.
+template <class In> double maximum_of(std::vector<In> dense, In big, DenseOrder order) {
+  dense[150] = big;
+  std::vector<std::int64_t> indptr(kRows * 50 + 1);
+  double max_value = -1;
+  psnmf::csr_row_offsets(dense.data(), kRows * 50, kCols, indptr.data(), 2, order, &max_value);
+  return max_value;
+}
+
+void test_large_maximum() {
+  for (auto order : {DenseOrder::row_major, DenseOrder::column_major}) {
+    const std::vector<std::uint32_t> small(kRows * 50 * kCols, 3);
+    CHECK_EQ(maximum_of<std::uint32_t>(small, (1u << 24) + 1, order), 16777217.0);
+    CHECK_EQ(maximum_of<std::uint32_t>(small, 1u << 24, order), 16777216.0);
+    const std::vector<std::int64_t> wide(kRows * 50 * kCols, 3);
+    CHECK_EQ(maximum_of<std::int64_t>(wide, std::int64_t(1) << 40, order), 1099511627776.0);
+    CHECK(maximum_of<std::int64_t>(wide, (std::int64_t(1) << 53) + 1, order) > 9007199254740992.0);
+    CHECK_EQ(maximum_of<std::int64_t>(wide, std::int64_t(1) << 53, order), 9007199254740992.0);
+    const std::vector<float> floats(kRows * 50 * kCols, 0.5f);
+    CHECK_EQ(maximum_of<float>(floats, 3e38f, order), double(3e38f));
+  }
+}
+
 } // namespace
 
 int main() {
@@ -137,5 +221,7 @@ int main() {
   RUN(test_column_major);
   RUN(test_all_zero_and_full);
   RUN(test_invalid_values);
+  RUN(test_against_loop);
+  RUN(test_large_maximum);
   return psnmf_test::finish("convert");
 }

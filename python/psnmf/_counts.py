@@ -107,7 +107,7 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
         with int32 indices and float32/float64 values are used without copying.
     """
     if sp.issparse(X):
-        return _sparse_to_counts(X, name)
+        return _sparse_to_counts(X, name, n_threads)
     X = check_counts(X, name, ndim=2, check_values=False)  # the compiled scan checks them
     if X.dtype == bool:
         X = X.view(np.uint8)
@@ -115,15 +115,16 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
         X = X.astype(np.float32)
     if not X.dtype.isnative:
         X = X.astype(X.dtype.newbyteorder("="))
-    if X.dtype.kind in "iu" and X.dtype.itemsize == 8:
-        check_counts_values(X, name)  # 64-bit counts above 2**53 are not exact in float64
+    if X.dtype == np.uint64:
+        check_counts_values(X, name)  # above 2**53 they are not exact in float64
     if X.dtype not in _CORE_DTYPES:
         # int8/int16 widen exactly; uint64 and long double go through float64.
         X = X.astype(np.int32 if X.dtype.kind == "i" else np.float64)
     if not (X.flags.c_contiguous or X.flags.f_contiguous):
         X = np.ascontiguousarray(X)
-    # One compiled pass validates, counts the nonzeros per row and finds the
-    # maximum; a second copies the nonzeros. C and Fortran order, no copy.
+    # One compiled pass validates, counts the nonzeros per row and bounds the
+    # maximum (exact above 2**24, never below 2**53 when above it); a second
+    # copies the nonzeros. C and Fortran order, no copy.
     try:
         indptr, nonzero, max_value = _core.dense_scan(X, n_threads=n_threads)
     except ValueError:
@@ -155,34 +156,80 @@ def _working_bytes(X: np.ndarray, nonzero: int, value_dtype: np.dtype) -> int:
     return copy + (0 if same else X.size * value_dtype.itemsize)
 
 
-def _sparse_to_counts(X, name: str) -> Counts:
-    check_counts(X, name, ndim=2)
+def _sparse_to_counts(X, name: str, n_threads: int = 0) -> Counts:
+    check_counts(X, name, ndim=2, check_values=False)  # the compiled pass checks them
     if X.shape[1] > np.iinfo(np.int32).max:
         raise ValueError(f"{name} has {X.shape[1]} channels; at most 2**31 - 1 are supported")
     check_allocation(X.nnz * 20 + (X.shape[0] + 1) * 8, f"the CSR working copy of {name}")
-    X = X.tocsr()
-    if not X.has_canonical_format:
-        # Duplicate entries would each enter x log(x / lambda) separately.
-        X = X.copy()
+    given = X
+    X = X.tocsr()  # no copy for CSR; CSC and COO (duplicates summed) are converted by scipy
+    converted = _convert_csr(
+        X.indptr, X.indices, _core_data(X.data, name), X.shape, name, n_threads
+    )
+    if converted is None:
+        # Unsorted or duplicate indices: scipy sorts and sums them, in place on
+        # our own copy (never on the caller's matrix).
+        if X is given or np.may_share_memory(X.data, getattr(given, "data", None)):
+            X = X.copy()
         X.sum_duplicates()
-    # scipy leaves spare room after indptr[-1] (e.g. after eliminate_zeros()).
-    nnz = int(X.indptr[-1])
-    data, indices = X.data[:nnz], X.indices[:nnz]
+        data = _core_data(X.data, name)
+        converted = _convert_csr(X.indptr, X.indices, data, X.shape, name, n_threads)
+    indices, values = converted
+    indptr = X.indptr if X.indptr.dtype == np.int64 else X.indptr.astype(np.int64)
+    return Counts(X.shape, indptr=indptr, indices=indices, values=values)
+
+
+def _core_data(data: np.ndarray, name: str) -> np.ndarray:
+    """Sparse values as a dtype the compiled pass takes (a copy only for the others)."""
     if data.dtype == bool:
         data = data.view(np.uint8)
     if data.dtype.kind not in "uif":
         raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
-    _check_values(data, name, sparse_data=True)
-    max_value = data.max() if data.size and data.dtype.kind in "ui" else 0
-    values = np.ascontiguousarray(data, dtype=_value_dtype(data.dtype, max_value))
-    return Counts(
-        X.shape,
-        indptr=np.ascontiguousarray(X.indptr, dtype=np.int64),
-        indices=np.ascontiguousarray(indices, dtype=np.int32),
-        values=values,
-    )
+    if data.dtype == np.uint64:
+        _check_values(data, name, sparse_data=True)  # above 2**53 they are not exact in float64
+        return data.astype(np.int64)  # exact below 2**53; float32 values when small, as before
+    if data.dtype not in _CORE_DTYPES:
+        # int8/int16 widen exactly (float32 values), float16 and long double go to float64.
+        data = data.astype(np.int32 if data.dtype.kind in "iu" else np.float64)
+    return data
+
+
+def _convert_csr(indptr, indices, data, shape, name: str, n_threads: int):
+    """(indices int32, values float32/float64) from one compiled pass that also
+    validates; the input arrays themselves when they already have those types.
+    None when the indices are not canonical (unsorted or duplicated)."""
+    if indices.dtype != indptr.dtype:
+        index_type = np.promote_types(indices.dtype, indptr.dtype)
+        indptr, indices = indptr.astype(index_type), indices.astype(index_type)
+    # scipy leaves spare room after indptr[-1] (e.g. after eliminate_zeros()).
+    nnz = int(indptr[-1]) if indptr.size else 0
+    data, indices = data[:nnz], indices[:nnz]
+    out_indices = None if indices.dtype == np.int32 else np.empty(nnz, np.int32)
+    # Integer values go to float32 unless one exceeds 2**24 (then again to float64).
+    value_dtype = data.dtype if data.dtype.kind == "f" else np.dtype(np.float32)
+    for _attempt in range(2):
+        out_values = None if data.dtype == value_dtype else np.empty(nnz, value_dtype)
+        try:
+            canonical, max_value = _core.csr_convert(
+                indptr, indices, data, shape[1], out_indices, out_values, n_threads
+            )
+        except ValueError as err:
+            if "values" in str(err):
+                _check_values(data, name, sparse_data=True)  # names the first bad value
+            problem = str(err).replace("counts: ", "")
+            raise ValueError(f"{name} is not a valid sparse matrix: {problem}") from None
+        if not canonical:
+            return None
+        if max_value > FLOAT64_EXACT_LIMIT:
+            _check_values(data, name, sparse_data=True)  # names the limit
+        if _value_dtype(data.dtype, max_value) == value_dtype:
+            break
+        value_dtype = np.dtype(np.float64)
+    indices = indices if out_indices is None else out_indices
+    values = data if out_values is None else out_values
+    return indices, values
 
 
 def resolve_threads(n_threads) -> int:

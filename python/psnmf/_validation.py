@@ -177,8 +177,9 @@ def check_counts(
         if 0 in X.shape:
             raise ValueError(f"{name} is empty (shape {X.shape})")
         check_real_dtype(X.dtype, name)
-        data = X.tocsr().data if X.format not in ("csr", "csc", "coo") else X.data
-        check_counts_values(np.asarray(data), name, sparse_data=True)
+        if check_values:
+            data = X.tocsr().data if X.format not in ("csr", "csc", "coo") else X.data
+            check_counts_values(np.asarray(data), name, sparse_data=True)
         return X
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be an array of counts, got {type(X).__name__}")
