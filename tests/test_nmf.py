@@ -70,9 +70,10 @@ def test_iterates_equal_reference_with_zero_rows_and_columns(problem):
     assert np.all(np.isfinite(W)) and np.all(np.isfinite(model.components_))
 
 
-@pytest.mark.parametrize("k", [1, 2, 4, 5, 7, 8, 9, 12])
+@pytest.mark.parametrize("k", [1, 2, 4, 5, 7, 8, 9, 12, 14, 16, 17])
 def test_iterates_equal_reference_for_every_rank_path(k):
-    """k = 4, 8: vectorised rows; 1-3, 5-7: zero-padded to 4 or 8; 9, 12: generic rows."""
+    """With AVX: k = 4, 8, 12, 16 vectorised rows, others < 16 zero-padded to
+    those, 17 generic rows. Without: generic rows for all."""
     X, _, _ = low_rank_poisson(150, 40, 3, counts_per_pixel=80, seed=11)
     rng = np.random.default_rng(k)
     W0, H0 = rng.uniform(0.1, 1, (150, k)), rng.uniform(0.1, 1, (k, 40))
@@ -101,7 +102,7 @@ np.savez(sys.stdout.buffer, W=W, H=model.components_, kernels=_core.row_kernels(
     return np.load(io.BytesIO(out.stdout))
 
 
-@pytest.mark.parametrize("k", [3, 4, 8])
+@pytest.mark.parametrize("k", [3, 4, 8, 10, 16])
 def test_vectorised_and_portable_kernels_agree(k):
     portable = _fit_in_child("portable", k)
     default = _fit_in_child("default", k)

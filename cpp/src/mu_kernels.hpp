@@ -26,7 +26,7 @@ namespace psnmf::detail {
 /// Per-thread scratch of the row bodies.
 template <class Counts> struct RowBuffers {
   RowScratch<typename Counts::value_type> row;
-  std::vector<double> ratio;     ///< one value per stored entry of a row, + 4 (SIMD tail)
+  std::vector<double> ratio;      ///< one value per stored entry of a row, + 4 (SIMD tail)
   std::vector<double> numerator;  ///< k values
   std::vector<double> transposed; ///< k values per stored entry of a row, + 4 (SIMD tail)
   RowBuffers(std::int64_t n_cols, int k)

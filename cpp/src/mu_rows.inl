@@ -2,11 +2,11 @@
 //
 // Included by mu_kernels.hpp once per variant, with PSNMF_ROWS_NS naming the
 // namespace and PSNMF_ROWS_TARGET the function attribute that selects the ISA
-// (empty for the portable build); PSNMF_ROWS_SIMD4 set to 1 routes k = 4, 8
-// to the hand-vectorised rows of mu_rows_avx.hpp. Everything the inner loops call is defined
-// here, so that all of it is compiled for that ISA. `K` > 0 fixes the number
-// of components at compile time (unrolled, vectorised over k); K == 0 handles
-// any k at run time.
+// (empty for the portable build); PSNMF_ROWS_SIMD4 set to 1 routes k = 4, 8,
+// 12, 16 to the hand-vectorised rows of mu_rows_avx.hpp. Everything the inner
+// loops call is defined here, so that all of it is compiled for that ISA.
+// K > 0 fixes the number of components at compile time (unrolled, vectorised
+// over k); K == 0 handles any k at run time.
 //
 // lambda = maps_i . spectra_j is evaluated only where x_ij > 0, floored at
 // kModelFloor; ratio = x / lambda.
@@ -115,13 +115,13 @@ PSNMF_ROWS_TARGET inline double spectra_row(const RowSpan<Value> &r, const doubl
 /// Both half-updates of one row: maps_row, then spectra_row at the updated w.
 template <int K, class Value>
 PSNMF_ROWS_TARGET inline double fused_row(const RowSpan<Value> &r, double *w,
-                                          const double *spectra_t, const double *denominator,
-                                          int k, bool with_loss, double *colsum, double *acc,
+                                          const double *spectra_t, const double *denominator, int k,
+                                          bool with_loss, double *colsum, double *acc,
                                           double *ratio, double *numerator, double *transposed) {
 #if PSNMF_ROWS_SIMD4
-  if constexpr (K > 0 && K % 4 == 0) {
-    const double loss = simd4::maps_row<K / 4>(r, w, spectra_t, denominator, with_loss, colsum,
-                                               ratio, transposed);
+  if constexpr (K == 4 || K == 8) {
+    const double loss =
+        simd4::maps_row<K / 4>(r, w, spectra_t, denominator, with_loss, colsum, ratio, transposed);
     simd4::spectra_row_transposed<K / 4>(r, w, transposed, acc, ratio);
     return loss;
   }

@@ -114,6 +114,46 @@ PSNMF_AVX_FMA void transpose4(const double *h0, const double *h1, const double *
   t[3] = _mm256_permute2f128_pd(ab_hi, cd_hi, 0x31);
 }
 
+/// maps_row for k = 12, 16: too many components to hold the transposed group
+/// in registers, so SIMD over the components instead: four dot products by
+/// one horizontal reduction (model4), numerator by broadcast ratios.
+template <int V, class Value>
+PSNMF_AVX_FMA double maps_row_wide(const RowSpan<Value> &r, double *w, const double *spectra_t,
+                                   const double *denominator, bool with_loss, double *colsum,
+                                   double *ratio) {
+  constexpr int K = 4 * V;
+  const Vecs<V> wv = load<V>(w);
+  Vecs<V> numerator;
+  for (int i = 0; i < V; ++i)
+    numerator.v[i] = _mm256_setzero_pd();
+  for_each_group(r, [&](const std::int32_t *cols, __m256d x,
+                        std::int64_t p) __attribute__((target("avx,fma"))) {
+    const double *h[4] = {
+        spectra_t + std::int64_t(cols[0]) * K, spectra_t + std::int64_t(cols[1]) * K,
+        spectra_t + std::int64_t(cols[2]) * K, spectra_t + std::int64_t(cols[3]) * K};
+    const __m256d ratio4 = _mm256_div_pd(x, model4<V>(wv, h[0], h[1], h[2], h[3]));
+    _mm256_storeu_pd(ratio + p, ratio4);
+    __m256d rj[4];
+    broadcast_lanes(ratio4, rj);
+    // Pairwise sums: one dependent add per group on each accumulator.
+    for (int i = 0; i < V; ++i) {
+      const __m256d s01 = _mm256_fmadd_pd(rj[0], _mm256_loadu_pd(h[0] + 4 * i),
+                                          _mm256_mul_pd(rj[1], _mm256_loadu_pd(h[1] + 4 * i)));
+      const __m256d s23 = _mm256_fmadd_pd(rj[2], _mm256_loadu_pd(h[2] + 4 * i),
+                                          _mm256_mul_pd(rj[3], _mm256_loadu_pd(h[3] + 4 * i)));
+      numerator.v[i] = _mm256_add_pd(numerator.v[i], _mm256_add_pd(s01, s23));
+    }
+  });
+  const double loss = with_loss ? row_log_term(r, ratio) : 0.0;
+  for (int i = 0; i < V; ++i) {
+    const __m256d updated =
+        _mm256_mul_pd(wv.v[i], _mm256_div_pd(numerator.v[i], _mm256_loadu_pd(denominator + 4 * i)));
+    _mm256_storeu_pd(w + 4 * i, updated);
+    _mm256_storeu_pd(colsum + 4 * i, _mm256_add_pd(_mm256_loadu_pd(colsum + 4 * i), updated));
+  }
+  return loss;
+}
+
 /// Maps row update: w <- w * (sum_p ratio_p h_p) / denominator, ratios at the
 /// current w; adds the new w to colsum. Returns the row's log term before the
 /// update when `with_loss`. `ratio` needs room for n rounded up to 4;
@@ -127,6 +167,10 @@ template <int V, class Value>
 PSNMF_AVX_FMA double maps_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
                               const double *denominator, bool with_loss, double *colsum,
                               double *ratio, double *transposed_out = nullptr) {
+  if constexpr (V > 2) {
+    (void)transposed_out;
+    return maps_row_wide<V>(r, w, spectra_t, denominator, with_loss, colsum, ratio);
+  }
   constexpr int K = 4 * V;
   __m256d w_q[K];
   __m256d numerator_q[K];
@@ -144,9 +188,9 @@ PSNMF_AVX_FMA double maps_row(const RowSpan<Value> &r, double *w, const double *
                           __m256d t[K];
                           for (int i = 0; i < V; ++i)
                             transpose4(h0 + 4 * i, h1 + 4 * i, h2 + 4 * i, h3 + 4 * i, t + 4 * i);
-    if (transposed_out)
-      for (int q = 0; q < K; ++q)
-        _mm256_storeu_pd(transposed_out + p * K + 4 * q, t[q]);
+                          if (transposed_out)
+                            for (int q = 0; q < K; ++q)
+                              _mm256_storeu_pd(transposed_out + p * K + 4 * q, t[q]);
                           __m256d lambda = _mm256_mul_pd(w_q[0], t[0]);
                           for (int q = 1; q < K; ++q)
                             lambda = _mm256_fmadd_pd(w_q[q], t[q], lambda);

@@ -207,9 +207,18 @@ template <class Rows> NmfResult fit(const Rows &rows, FactorsView f, const NmfOp
   detail::check_factors(ConstFactorsView{f.n_components, f.maps, f.spectra}, rows.n_rows(),
                         rows.n_cols());
   const std::int64_t k = f.n_components;
-  if (options.solver == Solver::mu && detail::use_avx_fma_kernels() && k < 8 && k % 4 != 0)
-    return k < 4 ? run_updates_padded<4>(rows, f, options)
-                 : run_updates_padded<8>(rows, f, options);
+  // The vectorised rows take k = 4, 8, 12, 16; other k < 16 are zero-padded to those.
+  if (options.solver == Solver::mu && detail::use_avx_fma_kernels() && k <= 16) {
+    if (k % 4 != 0)
+      return k < 4    ? run_updates_padded<4>(rows, f, options)
+             : k < 8  ? run_updates_padded<8>(rows, f, options)
+             : k < 12 ? run_updates_padded<12>(rows, f, options)
+                      : run_updates_padded<16>(rows, f, options);
+    if (k == 12)
+      return run_updates<12>(rows, f, options);
+    if (k == 16)
+      return run_updates<16>(rows, f, options);
+  }
   return detail::dispatch_rank(f.n_components, [&](auto rank) {
     constexpr int K = decltype(rank)::value;
     if (options.solver == Solver::cd)
