@@ -1,11 +1,13 @@
-// AVX + FMA row bodies for k a multiple of 4: SIMD over the components.
+// AVX + FMA row bodies for k a multiple of 4 (4, 8, 12, 16).
 //
-// A spectra row (k doubles) is V = k / 4 vectors. Entries of a row are taken
-// four at a time: four gathered spectra rows give four dot products through
-// one horizontal reduction, and one vector division gives four ratios. The
-// last, partial group is padded with x = 0, which adds nothing anywhere.
-// Only compiled where cpu_features.hpp allows; only run when the CPU has AVX
-// and FMA.
+// Entries of a row are taken four at a time and one vector division gives
+// their four ratios; the last, partial group is padded with x = 0, which adds
+// nothing anywhere. For k = 4, 8 the group's four spectra rows are transposed
+// in registers and the group is processed SIMD over its entries (maps_row,
+// spectra_row_transposed). For k = 12, 16 that would not fit in the 16
+// registers: SIMD over the components (V = k / 4 vectors per spectra row),
+// four dot products through one horizontal reduction (model4). Only compiled
+// where cpu_features.hpp allows; only run when the CPU has AVX and FMA.
 #pragma once
 
 #include <immintrin.h>
