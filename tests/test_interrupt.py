@@ -20,12 +20,15 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
 # the parent knows the iterations have started; it then reports what it saw as JSON.
 CHILD = textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, resource, signal, sys, time
     import numpy as np
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
     import psnmf
 
+    # A shell that starts jobs in the background (non-interactive, `cmd &`) sets
+    # SIGINT to ignored, and Python keeps an inherited SIG_IGN: restore Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     which = sys.argv[1]
     rng = np.random.default_rng(0)
     if which == "PoissonNMF":
