@@ -50,14 +50,6 @@ void check_shape(std::int64_t n_rows, std::int64_t n_cols) {
     throw std::invalid_argument("counts: too many columns for CSR");
 }
 
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 // Unsigned lane of In's width: counting in it lets the compiler vectorise the
 // nonzero count without widening; spans stay below the lane's maximum.
 template <class In>
@@ -100,7 +92,7 @@ void scan_rows(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::i
 #pragma omp for schedule(static)
     for (std::int64_t i = 0; i < n_rows; ++i)
       counts[i] = scan_row(dense + i * n_cols, n_cols, range);
-    ranges[thread_index()] = range;
+    ranges[detail::thread_index()] = range;
   }
 }
 
@@ -137,7 +129,7 @@ void scan_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std
           c[i] += lane[i];
       }
     }
-    ranges[thread_index()] = range;
+    ranges[detail::thread_index()] = range;
   }
 }
 

@@ -21,14 +21,6 @@ namespace {
 using detail::exact_maximum;
 using detail::ValueRange;
 
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 // What one thread saw over its rows.
 template <class In> struct RowsSeen {
   ValueRange<In> range;
@@ -90,7 +82,7 @@ CsrCheck convert_csr(const Index *indptr, const Index *indices, const In *data, 
     for (std::int64_t i = 0; i < n_rows; ++i)
       convert_row(indices, data, std::int64_t(indptr[i]), std::int64_t(indptr[i + 1]), n_cols,
                   out_indices, out_values, mine);
-    RowsSeen<In> &slot = seen[thread_index()];
+    RowsSeen<In> &slot = seen[detail::thread_index()];
     slot = mine;
   }
   CsrCheck check;

@@ -31,6 +31,15 @@ inline int resolve_threads(int n_threads) {
 #endif
 }
 
+/// This thread's index in the enclosing parallel region (0 outside one or without OpenMP).
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 /// Rows split into a fixed number of contiguous chunks that does not depend on
 /// the thread count. Per-chunk partial sums reduced in chunk order make every
 /// result bitwise identical whatever the number of threads.
