@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "cpu_features.hpp"
@@ -61,22 +62,46 @@ template <class F> decltype(auto) with_row_kernels(F &&f) {
   return f(portable::RowKernels{});
 }
 
+/// One parallel pass over the fixed row partition: chunk(kernels, c, buffers)
+/// for every chunk, with the row bodies this CPU runs, then finish() once in
+/// the same parallel region after every chunk is done (the loop's barrier), for
+/// a closing parallel step.
+template <class Counts, class Chunk, class Finish>
+void run_chunks(const Counts &rows, const RowPartition &part, int k, int n_threads, Chunk &&chunk,
+                Finish &&finish) {
+  with_row_kernels([&](auto kernels) {
+#pragma omp parallel num_threads(n_threads)
+    {
+      RowBuffers<Counts> buf(rows.n_cols(), k);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t c = 0; c < part.n_chunks; ++c)
+        chunk(kernels, c, buf);
+      finish();
+    }
+  });
+}
+
+template <class Counts, class Chunk>
+void run_chunks(const Counts &rows, const RowPartition &part, int k, int n_threads, Chunk &&chunk) {
+  run_chunks(rows, part, k, n_threads, std::forward<Chunk>(chunk), [] {});
+}
+
+/// Chunk c's (n_cols, k) block of the spectra numerators in `scratch`, zeroed.
+inline double *zeroed_block(std::vector<double> &scratch, std::int64_t c, std::int64_t block) {
+  double *acc = scratch.data() + c * block;
+  std::fill(acc, acc + block, 0.0);
+  return acc;
+}
+
 /// Sum over x > 0 of x log(x / lambda), the only data-dependent part of D.
 template <int K, class Counts>
 double log_term(const Counts &rows, const double *maps, const double *spectra_t, int k,
                 int n_threads) {
   const RowPartition part(rows.n_rows());
   std::vector<double> partial(static_cast<std::size_t>(part.n_chunks), 0.0);
-  with_row_kernels([&](auto kernels) {
-    using Kernels = decltype(kernels);
-#pragma omp parallel num_threads(n_threads)
-    {
-      RowBuffers<Counts> buf(rows.n_cols(), k);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t c = 0; c < part.n_chunks; ++c)
-        partial[c] = Kernels::template log_term<K>(rows, part.begin(c), part.end(c), maps,
-                                                   spectra_t, k, buf);
-    }
+  run_chunks(rows, part, k, n_threads, [&](auto kernels, std::int64_t c, auto &buf) {
+    partial[c] = decltype(kernels)::template log_term<K>(rows, part.begin(c), part.end(c), maps,
+                                                         spectra_t, k, buf);
   });
   return ordered_sum(partial);
 }
@@ -122,17 +147,10 @@ double update_maps_pass(const Counts &rows, double *maps, const double *spectra_
   const RowPartition part(rows.n_rows());
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
   std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
-  with_row_kernels([&](auto kernels) {
-    using Kernels = decltype(kernels);
-#pragma omp parallel num_threads(n_threads)
-    {
-      RowBuffers<Counts> buf(rows.n_cols(), k);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t c = 0; c < part.n_chunks; ++c)
-        loss_partial[c] = Kernels::template update_maps<K>(rows, part.begin(c), part.end(c), maps,
-                                                           spectra_t, denominator, k, with_loss,
-                                                           colsum_partial.data() + c * k, buf);
-    }
+  run_chunks(rows, part, k, n_threads, [&](auto kernels, std::int64_t c, auto &buf) {
+    loss_partial[c] = decltype(kernels)::template update_maps<K>(
+        rows, part.begin(c), part.end(c), maps, spectra_t, denominator, k, with_loss,
+        colsum_partial.data() + c * k, buf);
   });
   reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
   return ordered_sum(loss_partial);
@@ -151,22 +169,14 @@ double update_spectra_pass(const Counts &rows, const double *maps, double *spect
   const RowPartition part(rows.n_rows());
   scratch.resize(static_cast<std::size_t>(part.n_chunks * block));
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
-  with_row_kernels([&](auto kernels) {
-    using Kernels = decltype(kernels);
-#pragma omp parallel num_threads(n_threads)
-    {
-      RowBuffers<Counts> buf(n_cols, k);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t c = 0; c < part.n_chunks; ++c) {
-        double *acc = scratch.data() + c * block;
-        std::fill(acc, acc + block, 0.0);
-        loss_partial[c] = Kernels::template accumulate_spectra<K>(
-            rows, part.begin(c), part.end(c), maps, spectra_t, k, with_loss, acc, buf);
-      }
-      // Implicit barrier above: every chunk's buffer is complete.
-      apply_spectra_numerators(scratch, part.n_chunks, n_cols, k, denominator, spectra_t);
-    }
-  });
+  run_chunks(
+      rows, part, k, n_threads,
+      [&](auto kernels, std::int64_t c, auto &buf) {
+        loss_partial[c] = decltype(kernels)::template accumulate_spectra<K>(
+            rows, part.begin(c), part.end(c), maps, spectra_t, k, with_loss,
+            zeroed_block(scratch, c, block), buf);
+      },
+      [&] { apply_spectra_numerators(scratch, part.n_chunks, n_cols, k, denominator, spectra_t); });
   return ordered_sum(loss_partial);
 }
 
@@ -187,29 +197,23 @@ double update_both_pass(const Counts &rows, double *maps, double *spectra_t,
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
   std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
   std::vector<double> spectra_denominator(static_cast<std::size_t>(k));
-  with_row_kernels([&](auto kernels) {
-    using Kernels = decltype(kernels);
-#pragma omp parallel num_threads(n_threads)
-    {
-      RowBuffers<Counts> buf(n_cols, k);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t c = 0; c < part.n_chunks; ++c) {
-        double *acc = scratch.data() + c * block;
-        std::fill(acc, acc + block, 0.0);
-        loss_partial[c] = Kernels::template fused<K>(rows, part.begin(c), part.end(c), maps,
-                                                     spectra_t, maps_denominator, k, with_loss,
-                                                     colsum_partial.data() + c * k, acc, buf);
-      }
+  run_chunks(
+      rows, part, k, n_threads,
+      [&](auto kernels, std::int64_t c, auto &buf) {
+        loss_partial[c] = decltype(kernels)::template fused<K>(
+            rows, part.begin(c), part.end(c), maps, spectra_t, maps_denominator, k, with_loss,
+            colsum_partial.data() + c * k, zeroed_block(scratch, c, block), buf);
+      },
+      [&] {
 #pragma omp single
-      {
-        reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
-        for (int q = 0; q < k; ++q)
-          spectra_denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
-      }
-      apply_spectra_numerators(scratch, part.n_chunks, n_cols, k, spectra_denominator.data(),
-                               spectra_t);
-    }
-  });
+        {
+          reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
+          for (int q = 0; q < k; ++q)
+            spectra_denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
+        }
+        apply_spectra_numerators(scratch, part.n_chunks, n_cols, k, spectra_denominator.data(),
+                                 spectra_t);
+      });
   return ordered_sum(loss_partial);
 }
 
