@@ -47,6 +47,15 @@ def fit_custom(X, W0, H0, n_iter, n_threads=1, k=3):
     return model, W
 
 
+def assert_all_bitwise_identical(results):
+    """Every (model, maps) pair equals the first: maps, spectra and loss history."""
+    model0, W_first = results[0]
+    for model, W in results[1:]:
+        assert np.array_equal(W, W_first)
+        assert np.array_equal(model.components_, model0.components_)
+        assert np.array_equal(model.loss_history_, model0.loss_history_)
+
+
 @pytest.mark.parametrize("kind", ["float64", "uint16", "float32", "csr", "csr_int", "csc"])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_iterates_equal_numpy_reference(problem, kind, n_threads):
@@ -158,11 +167,7 @@ def test_threads_and_formats_give_bitwise_identical_results(problem):
         for kind in ("float64", "csr")
         for n_threads in (1, 2, 3)
     ]
-    model0, W_first = results[0]
-    for model, W in results[1:]:
-        assert np.array_equal(W, W_first)
-        assert np.array_equal(model.components_, model0.components_)
-        assert np.array_equal(model.loss_history_, model0.loss_history_)
+    assert_all_bitwise_identical(results)
 
 
 @pytest.mark.parametrize("init", ["nndsvda", "random"])
@@ -384,11 +389,7 @@ def test_cd_threads_and_formats_give_bitwise_identical_results(problem):
         for kind in ("float64", "csr", "csc")
         for n_threads in (1, 2, 3)
     ]
-    model0, W_first = results[0]
-    for model, W in results[1:]:
-        assert np.array_equal(W, W_first)
-        assert np.array_equal(model.components_, model0.components_)
-        assert np.array_equal(model.loss_history_, model0.loss_history_)
+    assert_all_bitwise_identical(results)
 
 
 def test_cd_transform_matches_mu_transform(problem):
