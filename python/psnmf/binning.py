@@ -108,25 +108,6 @@ def bin_spatial(cube, factor, *, remainder="crop", n_threads=None):
     return binned.view(np.uint64) if unsigned64 else binned
 
 
-def binning_operator(image_shape, factor) -> sp.csr_matrix:
-    """Sparse (n_binned_pixels, n_pixels) matrix of ones that sums pixels into bins.
-
-    Pixels are unfolded row-major from ``image_shape = (ny, nx)``; trailing
-    rows/columns that do not fill a bin are cropped.
-    """
-    ny, nx = image_shape
-    fy, fx = as_factor(factor)
-    if fy > ny or fx > nx:
-        raise ValueError(f"factor ({fy}, {fx}) is larger than the image ({ny}, {nx})")
-    nyb, nxb = ny // fy, nx // fx
-    y, x = np.divmod(np.arange(ny * nx), nx)
-    keep = (y < nyb * fy) & (x < nxb * fx)
-    rows = (y[keep] // fy) * nxb + x[keep] // fx
-    cols = np.flatnonzero(keep)
-    ones = np.ones(cols.size, dtype=np.float32)
-    return sp.csr_matrix((ones, (rows, cols)), shape=(nyb * nxb, ny * nx))
-
-
 # Binned sums up to this value are exact in float32 (integer counts).
 _FLOAT32_EXACT_LIMIT = 2**24
 
