@@ -122,7 +122,7 @@ PSNMF_ROWS_TARGET inline double fused_row(const RowSpan<Value> &r, double *w,
   if constexpr (K == 4 || K == 8) {
     const double loss =
         simd4::maps_row<K / 4>(r, w, spectra_t, denominator, with_loss, colsum, ratio, transposed);
-    simd4::spectra_row_transposed<K / 4>(r, w, transposed, acc, ratio);
+    simd4::spectra_row_transposed<K / 4>(r, w, transposed, acc);
     return loss;
   }
 #endif

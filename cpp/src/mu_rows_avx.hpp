@@ -243,7 +243,7 @@ PSNMF_AVX_FMA double spectra_row(const RowSpan<Value> &r, const double *w, const
 /// spectra maps_row saved: no gather or transposition again.
 template <int V, class Value>
 PSNMF_AVX_FMA void spectra_row_transposed(const RowSpan<Value> &r, const double *w,
-                                          const double *transposed, double *acc, double *ratio) {
+                                          const double *transposed, double *acc) {
   constexpr int K = 4 * V;
   __m256d w_q[K];
   for (int q = 0; q < K; ++q)
@@ -265,7 +265,6 @@ PSNMF_AVX_FMA void spectra_row_transposed(const RowSpan<Value> &r, const double 
         _mm256_storeu_pd(a + 4 * i, _mm256_fmadd_pd(rj[j], wv.v[i], _mm256_loadu_pd(a + 4 * i)));
     }
   });
-  (void)ratio;
 }
 
 } // namespace psnmf::detail::simd4
