@@ -189,3 +189,13 @@ def test_binning_working_format_counts():
     dense = to_counts(X.toarray() + 1)  # no zeros: the dense working format
     assert not dense.is_sparse
     assert np.array_equal(bin_pixels(dense, (6, 8), (3, 2)), expected + 6)
+
+
+@pytest.mark.parametrize(
+    "n_threads, error, match",
+    [(-1, ValueError, "n_threads must be >= 1"), ("2", TypeError, "n_threads must be None")],
+)
+def test_bin_pixels_rejects_bad_thread_counts(n_threads, error, match):
+    X = sp.random(16, 8, density=0.3, format="csr", random_state=0)
+    with pytest.raises(error, match=match):
+        bin_pixels(X, (4, 4), 2, n_threads=n_threads)

@@ -124,8 +124,8 @@ def bin_pixels(X, image_shape, factor, *, n_threads=0):
         (ny, nx).
     factor : int or (int, int)
         Bin size (fy, fx); trailing rows/columns that do not fill a bin are cropped.
-    n_threads : int
-        Threads (0: OpenMP default).
+    n_threads : int or None
+        Threads (0 or None: the OpenMP default).
 
     Returns
     -------
@@ -135,6 +135,8 @@ def bin_pixels(X, image_shape, factor, *, n_threads=0):
         X; they are float32 when X holds float32 values and every sum stays
         exact in float32 (below 2**24), else float64, with sorted column indices.
     """
+    if n_threads != 0:  # 0: the OpenMP default, as the estimators pass it on
+        n_threads = resolve_threads(n_threads)
     if isinstance(X, Counts):
         counts = X
         if not counts.is_sparse:
