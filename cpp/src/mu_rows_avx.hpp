@@ -72,22 +72,43 @@ PSNMF_AVX_FMA __m256d load4(const double *x) {
   return _mm256_loadu_pd(x);
 }
 
+/// Entries ahead of the current group whose columns and counts are
+/// prefetched: the hardware prefetcher alone leaves the row loop waiting on
+/// the CSR streams (1 thread, 65536 x 1024, k = 4: 15.2 -> 13.2 ms per
+/// iteration with float64 counts, 13.2 -> 12.7 with float32).
+inline constexpr std::int64_t kPrefetchEntries = 256;
+
+/// Hint to fetch the line `bytes` past p. The address is formed as an integer:
+/// it may lie past the end of the row's arrays, and a prefetch never faults.
+inline void prefetch_ahead(const void *p, std::int64_t bytes) {
+  __builtin_prefetch(reinterpret_cast<const void *>(reinterpret_cast<std::uintptr_t>(p) +
+                                                    static_cast<std::uintptr_t>(bytes)));
+}
+
 /// Calls f(cols, x) for each group of four entries of the row: cols[4]
 /// columns, x the four counts as doubles. The tail group repeats the last
 /// column with x = 0.
 template <class Value, class F> PSNMF_AVX_FMA void for_each_group(const RowSpan<Value> &r, F &&f) {
+  // Locals: the stores f makes could alias the span's fields, which would
+  // otherwise be reloaded for every group.
+  const std::int32_t *const cols = r.cols;
+  const Value *const x = r.x;
+  const std::int64_t n = r.n;
   std::int64_t p = 0;
-  for (; p + 4 <= r.n; p += 4)
-    f(r.cols + p, load4(r.x + p), p);
-  if (p < r.n) {
-    std::int32_t cols[4];
-    double x[4] = {0.0, 0.0, 0.0, 0.0};
+  for (; p + 4 <= n; p += 4) {
+    prefetch_ahead(cols + p, kPrefetchEntries * sizeof(std::int32_t));
+    prefetch_ahead(x + p, kPrefetchEntries * sizeof(Value));
+    f(cols + p, load4(x + p), p);
+  }
+  if (p < n) {
+    std::int32_t tail_cols[4];
+    double tail_x[4] = {0.0, 0.0, 0.0, 0.0};
     for (int j = 0; j < 4; ++j) {
-      const std::int64_t at = p + j < r.n ? p + j : r.n - 1;
-      cols[j] = r.cols[at];
-      x[j] = p + j < r.n ? static_cast<double>(r.x[at]) : 0.0;
+      const std::int64_t at = p + j < n ? p + j : n - 1;
+      tail_cols[j] = cols[at];
+      tail_x[j] = p + j < n ? static_cast<double>(x[at]) : 0.0;
     }
-    f(cols, _mm256_loadu_pd(x), p);
+    f(tail_cols, _mm256_loadu_pd(tail_x), p);
   }
 }
 
