@@ -145,6 +145,30 @@ def test_sparse_binning_equals_numpy(dtype, factor, density):
             assert np.all(np.diff(binned.indices[binned.indptr[row] : binned.indptr[row + 1]]) > 0)
 
 
+def test_sparse_binning_alternates_sparse_and_dense_bins():
+    # Bins with a few entries are summed through a list of touched channels, bins
+    # with many through a dense accumulator: each kind must leave the
+    # accumulator clean for the next, whatever the order they come in.
+    rng = np.random.default_rng(3)
+    ny, nx, n_channels, f = 8, 12, 64, 2
+    cube = np.zeros((ny, nx, n_channels))
+    # Every transition between the kinds, in row order (one thread sees them in turn).
+    kinds = ["sparse", "dense", "dense", "empty", "sparse", "sparse"]
+    kinds += ["dense", "empty", "dense", "sparse", "empty", "dense"]
+    for b, kind in enumerate(kinds):
+        by, bx = divmod(b, nx // f)
+        block = cube[by * f : (by + 1) * f, bx * f : (bx + 1) * f]
+        if kind == "sparse":
+            block[0, 1, rng.integers(n_channels)] = rng.integers(1, 5)
+        elif kind == "dense":
+            block[...] = rng.poisson(2.0, block.shape) * (rng.random(block.shape) < 0.8)
+    X = sp.csr_matrix(cube.reshape(-1, n_channels).astype(np.float32))
+    expected = numpy_bin(cube, f, f).reshape(-1, n_channels)
+    binned = bin_pixels(X, (ny, nx), f, n_threads=1)
+    assert np.array_equal(binned.toarray(), expected)
+    assert np.all(binned.data > 0)
+
+
 def test_sparse_binning_value_type():
     X = sparse_counts((8, 8, 6), 0.3, np.float32)
     # float32 counts stay float32 while every sum is exact in float32 ...

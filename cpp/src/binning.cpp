@@ -90,54 +90,69 @@ PSNMF_BIN(double, double)
 
 namespace {
 
-/// One thread's sums of a block of pixels over the channels it touches. The
-/// stamp of a channel is the binned row that last touched it, so the
-/// accumulator never needs clearing between rows.
+/// One thread's sums of a block of pixels over the channels.
+///
+/// Two ways to sum, chosen per block by its number of stored entries:
+/// - few entries (sparse output): the touched channels are listed (the stamp
+///   of a channel is the binned row that last touched it) and sorted, and only
+///   they are cleared afterwards;
+/// - many entries (most low-dose bins from 2 x 2 up): the sums go into an
+///   all-zero accumulator with no branch per entry (the stamp test mispredicts
+///   about half the time there), and the nonzero sums are read back in channel
+///   order by a branch-free compaction, which also clears the accumulator.
+/// Both add each channel's values in the same order, so the sums are the same.
 class BlockSum {
 public:
   explicit BlockSum(std::int64_t n_channels)
       : stamp_(static_cast<std::size_t>(n_channels), -1),
-        sum_(static_cast<std::size_t>(n_channels), 0.0) {}
+        sum_(static_cast<std::size_t>(n_channels), 0.0),
+        staged_channels_(static_cast<std::size_t>(n_channels) + 1),
+        staged_sums_(static_cast<std::size_t>(n_channels) + 1) {}
 
   /// Sums binned row `row` (block (by, bx)); false if an entry read is invalid.
   template <class Value>
   bool add_block(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy, std::int64_t fx,
                  std::int64_t by, std::int64_t bx, std::int64_t row) {
-    touched_.clear();
-    bool valid = true;
+    std::int64_t entries = 0;
     for (std::int64_t dy = 0; dy < fy; ++dy) {
       const std::int64_t first = (by * fy + dy) * nx + bx * fx;
-      for (std::int64_t pixel = first; pixel < first + fx; ++pixel) {
-        for (std::int64_t p = counts.indptr[pixel]; p < counts.indptr[pixel + 1]; ++p) {
-          const std::int32_t c = counts.indices[p];
-          const double v = static_cast<double>(counts.values[p]);
-          if (c < 0 || c >= counts.n_cols || !(v >= 0.0) || !std::isfinite(v)) {
-            valid = false;
-            continue;
-          }
-          if (v == 0.0)
-            continue; // a stored zero adds nothing and is not stored
-          if (stamp_[c] != row) {
-            stamp_[c] = row;
-            sum_[c] = 0.0;
-            touched_.push_back(c);
-          }
-          sum_[c] += v;
-        }
-      }
+      entries += counts.indptr[first + fx] - counts.indptr[first];
     }
-    return valid;
+    dense_ = entries * kDenseFrom >= n_channels();
+    return dense_ ? add_dense(counts, nx, fy, fx, by, bx)
+                  : add_sparse(counts, nx, fy, fx, by, bx, row);
   }
 
-  std::int64_t size() const { return static_cast<std::int64_t>(touched_.size()); }
+  /// Nonzero sums of the block. For a dense block, also stages them and clears
+  /// the accumulator: call once per add_block, before write.
+  std::int64_t finish() {
+    if (!dense_)
+      return static_cast<std::int64_t>(touched_.size());
+    const std::int64_t n = n_channels();
+    std::int64_t at = 0;
+    for (std::int64_t c = 0; c < n; ++c) {
+      const double s = sum_[c];
+      staged_channels_[at] = static_cast<std::int32_t>(c);
+      staged_sums_[at] = s;
+      at += s != 0.0;
+      sum_[c] = 0.0;
+    }
+    return staged_size_ = at;
+  }
 
-  /// Writes the touched channels in ascending order and their sums.
+  /// Writes the block's channels in ascending order and their sums (after finish).
   template <class Out> void write(std::int64_t row, std::int32_t *indices, Out *values) {
-    const auto n_channels = static_cast<std::int64_t>(stamp_.size());
+    if (dense_) {
+      for (std::int64_t p = 0; p < staged_size_; ++p) {
+        indices[p] = staged_channels_[p];
+        values[p] = static_cast<Out>(staged_sums_[p]);
+      }
+      return;
+    }
     std::int64_t at = 0;
     // A block touching many channels is cheaper to walk in channel order than to sort.
-    if (size() * 16 > n_channels) {
-      for (std::int64_t c = 0; c < n_channels; ++c)
+    if (static_cast<std::int64_t>(touched_.size()) * 16 > n_channels()) {
+      for (std::int64_t c = 0; c < n_channels(); ++c)
         if (stamp_[c] == row) {
           indices[at] = static_cast<std::int32_t>(c);
           values[at++] = static_cast<Out>(sum_[c]);
@@ -152,9 +167,77 @@ public:
   }
 
 private:
+  /// Entries per channel from which a block is summed densely.
+  static constexpr std::int64_t kDenseFrom = 8;
+
+  std::int64_t n_channels() const { return static_cast<std::int64_t>(sum_.size()); }
+
+  static bool valid_entry(std::int32_t c, double v, std::int64_t n) {
+    return c >= 0 && c < n && v >= 0.0 && std::isfinite(v);
+  }
+
+  template <class Value>
+  bool add_sparse(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy, std::int64_t fx,
+                  std::int64_t by, std::int64_t bx, std::int64_t row) {
+    clear_touched();
+    bool valid = true;
+    for (std::int64_t dy = 0; dy < fy; ++dy) {
+      const std::int64_t first = (by * fy + dy) * nx + bx * fx;
+      for (std::int64_t p = counts.indptr[first]; p < counts.indptr[first + fx]; ++p) {
+        const std::int32_t c = counts.indices[p];
+        const double v = static_cast<double>(counts.values[p]);
+        if (!valid_entry(c, v, counts.n_cols)) {
+          valid = false;
+          continue;
+        }
+        if (v == 0.0)
+          continue; // a stored zero adds nothing and is not stored
+        if (stamp_[c] != row) {
+          stamp_[c] = row;
+          sum_[c] = 0.0;
+          touched_.push_back(c);
+        }
+        sum_[c] += v;
+      }
+    }
+    return valid;
+  }
+
+  // Keeps the accumulator all-zero outside the current sparse block: the
+  // dense path relies on it.
+  void clear_touched() {
+    for (const std::int32_t c : touched_)
+      sum_[c] = 0.0;
+    touched_.clear();
+  }
+
+  template <class Value>
+  bool add_dense(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy, std::int64_t fx,
+                 std::int64_t by, std::int64_t bx) {
+    clear_touched();
+    bool valid = true;
+    for (std::int64_t dy = 0; dy < fy; ++dy) {
+      const std::int64_t first = (by * fy + dy) * nx + bx * fx;
+      for (std::int64_t p = counts.indptr[first]; p < counts.indptr[first + fx]; ++p) {
+        const std::int32_t c = counts.indices[p];
+        const double v = static_cast<double>(counts.values[p]);
+        if (!valid_entry(c, v, counts.n_cols)) {
+          valid = false;
+          continue;
+        }
+        sum_[c] += v; // a stored zero adds nothing, and a zero sum is not stored
+      }
+    }
+    return valid;
+  }
+
   std::vector<std::int64_t> stamp_;
   std::vector<double> sum_;
   std::vector<std::int32_t> touched_;
+  std::vector<std::int32_t> staged_channels_;
+  std::vector<double> staged_sums_;
+  std::int64_t staged_size_ = 0;
+  bool dense_ = false;
 };
 
 template <class Value>
@@ -196,7 +279,7 @@ std::int64_t bin_csr_offsets(const CsrView<Value> &counts, std::int64_t ny, std:
 #pragma omp for schedule(static)
     for (std::int64_t row = 0; row < n_binned; ++row) {
       valid = block.add_block(counts, nx, fy, fx, row / shape.nx, row % shape.nx, row) && valid;
-      indptr[row + 1] = block.size();
+      indptr[row + 1] = block.finish();
     }
   }
   if (!valid)
@@ -223,8 +306,9 @@ void bin_csr_fill(const CsrView<Value> &counts, std::int64_t ny, std::int64_t nx
 #pragma omp for schedule(static)
     for (std::int64_t row = 0; row < n_binned; ++row) {
       const bool valid = block.add_block(counts, nx, fy, fx, row / shape.nx, row % shape.nx, row);
+      const std::int64_t size = block.finish();
       // indptr must come from bin_csr_offsets on these counts: never write past a row.
-      if (!valid || block.size() != indptr[row + 1] - indptr[row]) {
+      if (!valid || size != indptr[row + 1] - indptr[row]) {
         consistent = false;
         continue;
       }
