@@ -64,6 +64,13 @@ def test_skipped_pieces_are_none_and_the_rest_is_unchanged(k):
     np.testing.assert_array_equal(no_loss["maps_colsum"], full["maps_colsum"])
     np.testing.assert_array_equal(fixed["maps_colsum"], full["maps_colsum"])
     assert fixed["loss"] == full["loss"]
+    unchecked_maps = W.copy()
+    unchecked = _core.update_block(
+        block.core, block.shape[1], unchecked_maps, H, check_counts=False
+    )
+    np.testing.assert_array_equal(unchecked_maps, full_maps)
+    np.testing.assert_array_equal(unchecked["spectra_numerator"], full["spectra_numerator"])
+    assert unchecked["loss"] == full["loss"]
 
 
 def test_bad_block_arguments_raise():
@@ -77,3 +84,12 @@ def test_bad_block_arguments_raise():
         _core.update_block(block.core, block.shape[1], W.copy(), np.full_like(H, np.nan))
     with pytest.raises(TypeError):
         _core.update_block(block.core, block.shape[1], W.astype(np.float32), H)
+    indptr, indices, values = block.core
+    out_of_range = indices.copy()
+    out_of_range[-1] = block.shape[1]
+    with pytest.raises(ValueError, match="column index"):
+        _core.update_block((indptr, out_of_range, values), block.shape[1], W.copy(), H)
+    negative = values.copy()
+    negative[0] = -1
+    with pytest.raises(ValueError, match="non-negative"):
+        _core.update_block((indptr, indices, negative), block.shape[1], W.copy(), H)

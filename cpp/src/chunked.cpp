@@ -119,19 +119,44 @@ void check_finite_non_negative(const double *values, std::int64_t size, const ch
       throw std::invalid_argument(std::string(name) + ": values must be finite and non-negative");
 }
 
+/// The shape and buffers of the counts, without reading their entries.
+void check_size(std::int64_t n_rows, std::int64_t n_cols) {
+  if (n_rows <= 0 || n_cols <= 0)
+    throw std::invalid_argument("counts: empty matrix (" + std::to_string(n_rows) + " x " +
+                                std::to_string(n_cols) + ")");
+}
+
+template <class Value> void check_structure(const CsrView<Value> &m) {
+  check_size(m.n_rows, m.n_cols);
+  if (!m.indptr || (m.indptr[m.n_rows] > 0 && (!m.indices || !m.values)))
+    throw std::invalid_argument("counts: null CSR buffer");
+}
+
+template <class Value> void check_structure(const DenseView<Value> &m) {
+  check_size(m.n_rows, m.n_cols);
+  if (!m.values)
+    throw std::invalid_argument("counts: null buffer");
+}
+
 } // namespace
 
 template <class Value>
 BlockUpdate update_block(const CsrView<Value> &counts, double *maps, const double *spectra,
                          std::int64_t n_components, const BlockOptions &options) {
-  detail::validate(counts);
+  if (options.check_counts)
+    detail::validate(counts);
+  else
+    check_structure(counts);
   return update(detail::CsrRows<Value>{counts}, maps, spectra, n_components, options);
 }
 
 template <class Value>
 BlockUpdate update_block(const DenseView<Value> &counts, double *maps, const double *spectra,
                          std::int64_t n_components, const BlockOptions &options) {
-  detail::validate(counts);
+  if (options.check_counts)
+    detail::validate(counts);
+  else
+    check_structure(counts);
   return update(detail::DenseRows<Value>{counts}, maps, spectra, n_components, options);
 }
 

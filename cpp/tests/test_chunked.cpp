@@ -179,6 +179,12 @@ void test_csr_equals_dense_and_threads() {
       psnmf::update_block(csr, w_csr.data(), p.h.data(), kRank, block_options(true, true, 2));
   const auto one =
       psnmf::update_block(csr, w_one.data(), p.h.data(), kRank, block_options(true, true, 1));
+  psnmf::BlockOptions unchecked = block_options(true, true, 2);
+  unchecked.check_counts = false;
+  Mat w_unchecked = p.w;
+  const auto trusted = psnmf::update_block(csr, w_unchecked.data(), p.h.data(), kRank, unchecked);
+  CHECK(w_unchecked == w_csr);
+  CHECK(trusted.spectra_numerator == sparse.spectra_numerator);
   CHECK(w_dense == w_csr);
   CHECK(w_one == w_csr);
   CHECK(dense.spectra_numerator == sparse.spectra_numerator);
@@ -222,6 +228,15 @@ void test_bad_input_throws() {
   x(0, 0) = std::nan("");
   Mat w_ok = p.w;
   CHECK_THROWS(psnmf::update_block(view_of(x, 0, kRows), w_ok.data(), p.h.data(), kRank),
+               std::invalid_argument);
+  // Unchecked counts still have their shape and buffers checked.
+  psnmf::BlockOptions unchecked;
+  unchecked.check_counts = false;
+  CHECK_THROWS(psnmf::update_block(psnmf::DenseView<double>{0, kCols, p.x.data()}, w_ok.data(),
+                                   p.h.data(), kRank, unchecked),
+               std::invalid_argument);
+  CHECK_THROWS(psnmf::update_block(psnmf::DenseView<double>{kRows, kCols, nullptr}, w_ok.data(),
+                                   p.h.data(), kRank, unchecked),
                std::invalid_argument);
   const std::vector<double> bad{-1.0};
   std::vector<double> spectra{1.0};

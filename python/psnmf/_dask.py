@@ -79,6 +79,9 @@ def _block_step(counts, maps, spectra, accumulate_spectra, with_loss, n_threads)
         spectra,
         accumulate_spectra=accumulate_spectra,
         with_loss=with_loss,
+        # to_counts (_block_counts) validated them: re-reading every count for that would
+        # cost a quarter of the pass on every iteration.
+        check_counts=False,
         n_threads=n_threads,
     )
     return maps, (out["spectra_numerator"], out["maps_colsum"], out["loss"])

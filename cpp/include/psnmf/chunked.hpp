@@ -23,6 +23,12 @@ struct BlockOptions {
   /// Return the block's share of the loss. It costs a log per nonzero and a
   /// pass over the counts: ask for it only on the iterations that record it.
   bool with_loss = true;
+  /// Check every stored count (range of the CSR columns, finite, >= 0). The
+  /// check reads the whole block, a quarter of the time of the pass itself:
+  /// a driver that passes the same counts on every iteration, validated once
+  /// (as the Python package's working-format counts are), may set it false.
+  /// Unchecked counts must then be valid, or the pass reads out of bounds.
+  bool check_counts = true;
   /// 0 for the OpenMP default, else 1..1024.
   int n_threads = 0;
 };
