@@ -37,8 +37,8 @@ void reduce_numerators(const std::vector<double> &scratch, std::int64_t n_chunks
     }
 }
 
-/// The block on K components (k == K, or k == 0 for any k at run time); the
-/// factors are validated.
+/// The block on the rows for K components (K == k, or K == 0 for any k at run
+/// time); the factors are validated.
 template <int K, class Rows>
 BlockUpdate run(const Rows &rows, double *maps, const double *spectra, int k,
                 const BlockOptions &options, int n_threads) {
@@ -75,7 +75,8 @@ BlockUpdate run(const Rows &rows, double *maps, const double *spectra, int k,
   return out;
 }
 
-/// run on factors padded with zero components to KPadded, copied back after.
+/// run on factors padded with zero components to KPadded, copied back after
+/// (n_rows x KPadded values each way: small beside the pass over the counts).
 /// Zero components stay zero under the update and add exactly nothing to the
 /// model, the loss, the numerators or the other components.
 template <int KPadded, class Rows>
