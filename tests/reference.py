@@ -31,6 +31,19 @@ def mu_kl(X, W, H, n_iter, update_W=True, update_H=True):
     return W, H
 
 
+def mu_kl_block(X, W, H):
+    """A row block's share of one KL MU iteration with the spectra fixed, densely.
+
+    Returns the maps after their update (as ``mu_kl`` with update_H=False), the
+    spectra numerator ``W_new.T @ (X / lambda)`` (k, C) at the updated maps, the
+    column sums of the updated maps (k) and D(X || W H) before the update.
+    """
+    W_new, _ = mu_kl(X, W, H, n_iter=1, update_H=False)
+    X = np.asarray(X, dtype=np.float64)
+    ratio = np.where(X > 0, X / np.maximum(W_new @ H, EPS32), 0.0)
+    return W_new, W_new.T @ ratio, W_new.sum(axis=0), generalized_kl(X, W, H)
+
+
 def generalized_kl(X, W, H):
     """D(X || WH) = sum xlogy(x, x) - xlogy(x, lambda) - x + lambda, densely."""
     X = np.asarray(X, dtype=np.float64)

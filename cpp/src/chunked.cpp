@@ -1,9 +1,10 @@
 // Per-block pieces of a multiplicative-update iteration (see psnmf/chunked.hpp).
 //
-// Self-contained on purpose: it shares only the row access and the thread-count
-// rule with the in-memory kernels, and repeats their arithmetic per nonzero in
-// the same order, so a fit over blocks matches the in-memory fit up to the order
-// of the sums over rows.
+// The block runs the in-memory fit's passes (mu_kernels.hpp) on the same row
+// kernels, picked by the same rule (dispatch_mu_rank): the arithmetic per row
+// is that of fit_poisson_nmf, so a fit over blocks matches the in-memory fit
+// up to the order of the sums over rows. Only the spectra update is left to
+// the caller, which sums the numerators of all blocks first.
 #include "psnmf/chunked.hpp"
 
 #include <algorithm>
@@ -12,12 +13,104 @@
 #include <stdexcept>
 #include <string>
 
+#include "factor_state.hpp"
+#include "mu_kernels.hpp"
 #include "parallel.hpp"
 #include "psnmf/divergence.hpp"
 #include "row_access.hpp"
 
 namespace psnmf {
 namespace {
+
+/// sum_c scratch[c] (n_cols, k) -> numerator (k, n_cols), in chunk order.
+/// Called inside the pass's parallel region.
+void reduce_numerators(const std::vector<double> &scratch, std::int64_t n_chunks,
+                       std::int64_t n_cols, int k, double *numerator) {
+  const std::int64_t block = n_cols * k;
+#pragma omp for schedule(static)
+  for (std::int64_t j = 0; j < n_cols; ++j)
+    for (int q = 0; q < k; ++q) {
+      double sum = 0.0;
+      for (std::int64_t c = 0; c < n_chunks; ++c)
+        sum += scratch[c * block + j * k + q];
+      numerator[q * n_cols + j] = sum;
+    }
+}
+
+/// The block on the rows for K components (K == k, or K == 0 for any k at run
+/// time); the factors are validated.
+template <int K, class Rows>
+BlockUpdate run(const Rows &rows, double *maps, const double *spectra, int k,
+                const BlockOptions &options, int n_threads) {
+  const std::int64_t n_rows = rows.n_rows(), n_cols = rows.n_cols();
+  const std::vector<double> spectra_t = detail::transpose_spectra(spectra, k, n_cols);
+  const std::vector<double> spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+  std::vector<double> denominator(spectra_rowsum);
+  for (double &d : denominator)
+    d = d == 0.0 ? kModelFloor : d;
+  // sum lambda = colsum(maps) . rowsum(spectra), with the maps on entry.
+  const double sum_lambda =
+      options.with_loss ? detail::dot(detail::maps_column_sums(maps, n_rows, k), spectra_rowsum)
+                        : 0.0;
+
+  BlockUpdate out;
+  out.maps_colsum.assign(static_cast<std::size_t>(k), 0.0);
+  double log_term = 0.0;
+  if (options.accumulate_spectra) {
+    out.spectra_numerator.assign(static_cast<std::size_t>(k * n_cols), 0.0);
+    const detail::RowPartition part(n_rows);
+    std::vector<double> colsum_partial, scratch;
+    log_term = detail::numerators_pass<K>(
+        rows, part, maps, spectra_t.data(), denominator.data(), k, options.with_loss,
+        colsum_partial, scratch, n_threads, [&] {
+          reduce_numerators(scratch, part.n_chunks, n_cols, k, out.spectra_numerator.data());
+        });
+    detail::reduce_colsums(colsum_partial, part.n_chunks, k, out.maps_colsum.data());
+  } else {
+    log_term = detail::update_maps_pass<K>(rows, maps, spectra_t.data(), denominator.data(), k,
+                                           options.with_loss, out.maps_colsum.data(), n_threads);
+  }
+  if (options.with_loss)
+    out.loss = log_term - detail::total_counts(rows, n_threads) + sum_lambda;
+  return out;
+}
+
+/// run on factors padded with zero components to KPadded, copied back after
+/// (n_rows x KPadded values each way: small beside the pass over the counts).
+/// Zero components stay zero under the update and add exactly nothing to the
+/// model, the loss, the numerators or the other components.
+template <int KPadded, class Rows>
+BlockUpdate run_padded(const Rows &rows, double *maps, const double *spectra, int k,
+                       const BlockOptions &options, int n_threads) {
+  const std::int64_t n_rows = rows.n_rows(), n_cols = rows.n_cols();
+  std::vector<double> maps_padded(static_cast<std::size_t>(n_rows * KPadded), 0.0);
+  std::vector<double> spectra_padded(static_cast<std::size_t>(KPadded * n_cols), 0.0);
+  for (std::int64_t i = 0; i < n_rows; ++i)
+    std::copy(maps + i * k, maps + (i + 1) * k, maps_padded.data() + i * KPadded);
+  std::copy(spectra, spectra + k * n_cols, spectra_padded.data());
+  BlockUpdate out =
+      run<KPadded>(rows, maps_padded.data(), spectra_padded.data(), KPadded, options, n_threads);
+  for (std::int64_t i = 0; i < n_rows; ++i)
+    std::copy(maps_padded.data() + i * KPadded, maps_padded.data() + i * KPadded + k, maps + i * k);
+  out.maps_colsum.resize(static_cast<std::size_t>(k));
+  if (options.accumulate_spectra)
+    out.spectra_numerator.resize(static_cast<std::size_t>(k * n_cols)); // the first k rows
+  return out;
+}
+
+template <class Rows>
+BlockUpdate update(const Rows &rows, double *maps, const double *spectra, std::int64_t k,
+                   const BlockOptions &options) {
+  const int n_threads = detail::resolve_threads(options.n_threads);
+  detail::check_factors(ConstFactorsView{k, maps, spectra}, rows.n_rows(), rows.n_cols());
+  return detail::dispatch_mu_rank(k, [&](auto rank, auto padded) {
+    constexpr int K = decltype(rank)::value;
+    if constexpr (decltype(padded)::value)
+      return run_padded<K>(rows, maps, spectra, int(k), options, n_threads);
+    else
+      return run<K>(rows, maps, spectra, int(k), options, n_threads);
+  });
+}
 
 void check_finite_non_negative(const double *values, std::int64_t size, const char *name) {
   if (size > 0 && !values)
@@ -27,136 +120,45 @@ void check_finite_non_negative(const double *values, std::int64_t size, const ch
       throw std::invalid_argument(std::string(name) + ": values must be finite and non-negative");
 }
 
-double model_at(const double *w, const double *h, std::int64_t k) {
-  double lambda = 0.0;
-  for (std::int64_t q = 0; q < k; ++q)
-    lambda += w[q] * h[q];
-  return lambda < kModelFloor ? kModelFloor : lambda;
+/// The shape and buffers of the counts, without reading their entries.
+void check_size(std::int64_t n_rows, std::int64_t n_cols) {
+  if (n_rows <= 0 || n_cols <= 0)
+    throw std::invalid_argument("counts: empty matrix (" + std::to_string(n_rows) + " x " +
+                                std::to_string(n_cols) + ")");
 }
 
-/// Sums kept per part of a fixed row partition, reduced in part order.
-struct PartSums {
-  double log_term = 0.0;
-  double counts = 0.0;
-  std::vector<double> colsum_before; // k
-  std::vector<double> colsum_after;  // k
-  std::vector<double> numerator_t;   // (n_cols, k), empty unless accumulating
-};
+template <class Value> void check_structure(const CsrView<Value> &m) {
+  check_size(m.n_rows, m.n_cols);
+  if (!m.indptr || (m.indptr[m.n_rows] > 0 && (!m.indices || !m.values)))
+    throw std::invalid_argument("counts: null CSR buffer");
+}
 
-template <class Rows>
-BlockUpdate run(const Rows &rows, double *maps, const double *spectra, std::int64_t k,
-                bool update_maps, bool accumulate_spectra, int n_threads_requested) {
-  if (k < 1)
-    throw std::invalid_argument("n_components must be >= 1, got " + std::to_string(k));
-  const std::int64_t n_rows = rows.n_rows(), n_cols = rows.n_cols();
-  check_finite_non_negative(maps, n_rows * k, "maps");
-  check_finite_non_negative(spectra, k * n_cols, "spectra");
-  const int n_threads = detail::resolve_threads(n_threads_requested);
-
-  // spectra_t (n_cols, k): a channel's k values contiguous, as the in-memory kernels.
-  std::vector<double> spectra_t(static_cast<std::size_t>(n_cols * k));
-  std::vector<double> rowsum(static_cast<std::size_t>(k), 0.0);
-  for (std::int64_t q = 0; q < k; ++q)
-    for (std::int64_t j = 0; j < n_cols; ++j) {
-      spectra_t[j * k + q] = spectra[q * n_cols + j];
-      rowsum[q] += spectra[q * n_cols + j];
-    }
-  std::vector<double> maps_denominator(rowsum);
-  for (double &d : maps_denominator)
-    d = d == 0.0 ? kModelFloor : d;
-
-  const detail::RowPartition part(n_rows);
-  std::vector<PartSums> parts(static_cast<std::size_t>(part.n_chunks));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
-  for (std::int64_t c = 0; c < part.n_chunks; ++c) {
-    PartSums &s = parts[static_cast<std::size_t>(c)];
-    s.colsum_before.assign(static_cast<std::size_t>(k), 0.0);
-    s.colsum_after.assign(static_cast<std::size_t>(k), 0.0);
-    if (accumulate_spectra)
-      s.numerator_t.assign(static_cast<std::size_t>(n_cols * k), 0.0);
-    std::vector<double> numerator(static_cast<std::size_t>(k));
-    for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
-      double *w = maps + i * k;
-      for (std::int64_t q = 0; q < k; ++q)
-        s.colsum_before[q] += w[q];
-      // Pass 1 (maps update, or loss only): ratios with the maps on entry.
-      if (update_maps || !accumulate_spectra) {
-        std::fill(numerator.begin(), numerator.end(), 0.0);
-        rows.for_each_nonzero(i, [&](std::int32_t j, double x) {
-          const double *h = spectra_t.data() + std::int64_t(j) * k;
-          const double ratio = x / model_at(w, h, k);
-          s.log_term += x * std::log(ratio);
-          s.counts += x;
-          for (std::int64_t q = 0; q < k; ++q)
-            numerator[q] += ratio * h[q];
-        });
-        if (update_maps)
-          for (std::int64_t q = 0; q < k; ++q)
-            w[q] *= numerator[q] / maps_denominator[q];
-      }
-      for (std::int64_t q = 0; q < k; ++q)
-        s.colsum_after[q] += w[q];
-      // Pass 2: the spectra numerator with the maps as returned.
-      if (accumulate_spectra) {
-        const bool with_loss = !update_maps;
-        rows.for_each_nonzero(i, [&](std::int32_t j, double x) {
-          const std::int64_t offset = std::int64_t(j) * k;
-          const double ratio = x / model_at(w, spectra_t.data() + offset, k);
-          if (with_loss) {
-            s.log_term += x * std::log(ratio);
-            s.counts += x;
-          }
-          double *a = s.numerator_t.data() + offset;
-          for (std::int64_t q = 0; q < k; ++q)
-            a[q] += ratio * w[q];
-        });
-      }
-    }
-  }
-
-  BlockUpdate out;
-  out.maps_colsum.assign(static_cast<std::size_t>(k), 0.0);
-  std::vector<double> colsum_before(static_cast<std::size_t>(k), 0.0);
-  double log_term = 0.0, counts = 0.0;
-  if (accumulate_spectra)
-    out.spectra_numerator.assign(static_cast<std::size_t>(k * n_cols), 0.0);
-  for (const PartSums &s : parts) {
-    log_term += s.log_term;
-    counts += s.counts;
-    for (std::int64_t q = 0; q < k; ++q) {
-      colsum_before[q] += s.colsum_before[q];
-      out.maps_colsum[q] += s.colsum_after[q];
-    }
-    if (accumulate_spectra)
-      for (std::int64_t j = 0; j < n_cols; ++j)
-        for (std::int64_t q = 0; q < k; ++q)
-          out.spectra_numerator[q * n_cols + j] += s.numerator_t[j * k + q];
-  }
-  double sum_lambda = 0.0;
-  for (std::int64_t q = 0; q < k; ++q)
-    sum_lambda += colsum_before[q] * rowsum[q];
-  out.loss = log_term - counts + sum_lambda;
-  return out;
+template <class Value> void check_structure(const DenseView<Value> &m) {
+  check_size(m.n_rows, m.n_cols);
+  if (!m.values)
+    throw std::invalid_argument("counts: null buffer");
 }
 
 } // namespace
 
 template <class Value>
 BlockUpdate update_block(const CsrView<Value> &counts, double *maps, const double *spectra,
-                         std::int64_t n_components, bool update_maps, bool accumulate_spectra,
-                         int n_threads) {
-  detail::validate(counts);
-  return run(detail::CsrRows<Value>{counts}, maps, spectra, n_components, update_maps,
-             accumulate_spectra, n_threads);
+                         std::int64_t n_components, const BlockOptions &options) {
+  if (options.check_counts)
+    detail::validate(counts);
+  else
+    check_structure(counts);
+  return update(detail::CsrRows<Value>{counts}, maps, spectra, n_components, options);
 }
 
 template <class Value>
 BlockUpdate update_block(const DenseView<Value> &counts, double *maps, const double *spectra,
-                         std::int64_t n_components, bool update_maps, bool accumulate_spectra,
-                         int n_threads) {
-  detail::validate(counts);
-  return run(detail::DenseRows<Value>{counts}, maps, spectra, n_components, update_maps,
-             accumulate_spectra, n_threads);
+                         std::int64_t n_components, const BlockOptions &options) {
+  if (options.check_counts)
+    detail::validate(counts);
+  else
+    check_structure(counts);
+  return update(detail::DenseRows<Value>{counts}, maps, spectra, n_components, options);
 }
 
 void apply_spectra_update(double *spectra, const double *numerator, const double *maps_colsum,
@@ -179,7 +181,7 @@ void apply_spectra_update(double *spectra, const double *numerator, const double
 
 #define PSNMF_INSTANTIATE(View, Value)                                                             \
   template BlockUpdate update_block(const View<Value> &, double *, const double *, std::int64_t,   \
-                                    bool, bool, int);
+                                    const BlockOptions &);
 PSNMF_INSTANTIATE(CsrView, float)
 PSNMF_INSTANTIATE(CsrView, double)
 PSNMF_INSTANTIATE(DenseView, float)

@@ -11,10 +11,12 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "cpu_features.hpp"
+#include "factor_state.hpp"
 #if PSNMF_HAVE_AVX_FMA_KERNELS
 #include "mu_rows_avx.hpp"
 #endif
@@ -180,8 +182,36 @@ double update_spectra_pass(const Counts &rows, const double *maps, double *spect
   return ordered_sum(loss_partial);
 }
 
-/// One full multiplicative-update iteration in a single pass over X: each row
-/// updates its maps and adds to the spectra numerator while it is in cache.
+/// The fused pass over X without the spectra update: each row updates its
+/// maps and adds its contribution to the spectra numerator while it is in
+/// cache. Chunk c of `part` leaves its numerators maps^T (X / lambda), at the
+/// updated maps, in the (n_cols, k) block c of `scratch`, and the column sums
+/// of its updated maps in the k values at c * k of `colsum_partial`: the caller
+/// reduces them in chunk order. finish() runs once in the same parallel region,
+/// after every chunk is done, to reduce or apply them there. Returns the log
+/// term before the update when `with_loss`.
+template <int K, class Counts, class Finish>
+double numerators_pass(const Counts &rows, const RowPartition &part, double *maps,
+                       const double *spectra_t, const double *maps_denominator, int k,
+                       bool with_loss, std::vector<double> &colsum_partial,
+                       std::vector<double> &scratch, int n_threads, Finish &&finish) {
+  const std::int64_t block = rows.n_cols() * k;
+  scratch.resize(static_cast<std::size_t>(part.n_chunks * block));
+  colsum_partial.assign(static_cast<std::size_t>(part.n_chunks * k), 0.0);
+  std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
+  run_chunks(
+      rows, part, k, n_threads,
+      [&](auto kernels, std::int64_t c, auto &buf) {
+        loss_partial[c] = decltype(kernels)::template fused<K>(
+            rows, part.begin(c), part.end(c), maps, spectra_t, maps_denominator, k, with_loss,
+            colsum_partial.data() + c * k, zeroed_block(scratch, c, block), buf);
+      },
+      std::forward<Finish>(finish));
+  return ordered_sum(loss_partial);
+}
+
+/// One full multiplicative-update iteration in a single pass over X:
+/// numerators_pass, then the spectra update in the same parallel region.
 /// Identical arithmetic to update_maps_pass followed by update_spectra_pass,
 /// with half the memory traffic. The spectra denominator is the column sums
 /// of the updated maps (guarded: an all-zero map leaves its spectrum as is).
@@ -190,31 +220,46 @@ template <int K, class Counts>
 double update_both_pass(const Counts &rows, double *maps, double *spectra_t,
                         const double *maps_denominator, int k, bool with_loss, double *maps_colsum,
                         std::vector<double> &scratch, int n_threads) {
-  const std::int64_t n_cols = rows.n_cols();
-  const std::int64_t block = n_cols * k;
   const RowPartition part(rows.n_rows());
-  scratch.resize(static_cast<std::size_t>(part.n_chunks * block));
-  std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
-  std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
+  std::vector<double> colsum_partial;
   std::vector<double> spectra_denominator(static_cast<std::size_t>(k));
-  run_chunks(
-      rows, part, k, n_threads,
-      [&](auto kernels, std::int64_t c, auto &buf) {
-        loss_partial[c] = decltype(kernels)::template fused<K>(
-            rows, part.begin(c), part.end(c), maps, spectra_t, maps_denominator, k, with_loss,
-            colsum_partial.data() + c * k, zeroed_block(scratch, c, block), buf);
-      },
-      [&] {
+  const auto apply_update = [&] {
 #pragma omp single
-        {
-          reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
-          for (int q = 0; q < k; ++q)
-            spectra_denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
-        }
-        apply_spectra_numerators(scratch, part.n_chunks, n_cols, k, spectra_denominator.data(),
-                                 spectra_t);
-      });
-  return ordered_sum(loss_partial);
+    {
+      reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
+      for (int q = 0; q < k; ++q)
+        spectra_denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
+    }
+    apply_spectra_numerators(scratch, part.n_chunks, rows.n_cols(), k, spectra_denominator.data(),
+                             spectra_t);
+  };
+  return numerators_pass<K>(rows, part, maps, spectra_t, maps_denominator, k, with_loss,
+                            colsum_partial, scratch, n_threads, apply_update);
+}
+
+/// Calls f(std::integral_constant<int, K>, std::bool_constant<padded>) with
+/// the K the MU rows run k components on, as fit_poisson_nmf does: the
+/// vectorised rows take k = 4, 8, 12, 16, the other k < 16 run zero-padded to
+/// those (padded: K > k; zero components stay zero and add exactly nothing);
+/// without them K = k for k <= 8, else 0 (any k at run time).
+template <class F> decltype(auto) dispatch_mu_rank(std::int64_t k, F &&f) {
+  using Padded = std::true_type;
+  using Exact = std::false_type;
+  if (use_avx_fma_kernels() && k <= 16) {
+    if (k < 4)
+      return f(std::integral_constant<int, 4>{}, Padded{});
+    if (k < 8 && k != 4)
+      return f(std::integral_constant<int, 8>{}, Padded{});
+    if (k > 8 && k < 12)
+      return f(std::integral_constant<int, 12>{}, Padded{});
+    if (k > 12 && k < 16)
+      return f(std::integral_constant<int, 16>{}, Padded{});
+    if (k == 12)
+      return f(std::integral_constant<int, 12>{}, Exact{});
+    if (k == 16)
+      return f(std::integral_constant<int, 16>{}, Exact{});
+  }
+  return dispatch_rank(k, [&](auto rank) { return f(rank, Exact{}); });
 }
 
 } // namespace psnmf::detail

@@ -1,5 +1,7 @@
-// update_block / apply_spectra_update against a direct dense computation; blocks summed
-// equal the whole matrix and one in-memory iteration; CSR == dense; guards; bad input.
+// update_block / apply_spectra_update against a direct dense computation for ranks on
+// every row-kernel path (padded, vectorised, fixed, any k); the options change only what
+// is returned; blocks summed equal the whole matrix and one in-memory iteration; CSR ==
+// dense; guards; bad input.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,11 +26,11 @@ struct Problem {
   Mat x, w, h;
 };
 
-Problem make_problem(unsigned seed) {
+Problem make_problem(unsigned seed, std::int64_t rank = kRank) {
   std::mt19937 gen(seed);
   std::poisson_distribution<int> counts(0.8);
   std::uniform_real_distribution<double> uniform(0.1, 2.0);
-  Problem p{Mat(kRows, kCols), Mat(kRows, kRank), Mat(kRank, kCols)};
+  Problem p{Mat(kRows, kCols), Mat(kRows, rank), Mat(rank, kCols)};
   for (Eigen::Index i = 0; i < p.x.size(); ++i)
     p.x.data()[i] = counts(gen);
   for (Eigen::Index i = 0; i < p.w.size(); ++i)
@@ -71,36 +73,59 @@ psnmf::DenseView<double> view_of(const Mat &x, Eigen::Index first_row, Eigen::In
   return {n_rows, x.cols(), x.data() + first_row * x.cols()};
 }
 
-void test_against_direct_computation() {
-  const Problem p = make_problem(1);
-  Mat w = p.w;
-  const auto out =
-      psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank, true, true, 2);
-  // maps <- maps * ((X / lambda) H^T) / rowsum(H)
-  const Mat w_direct = (p.w.array() * (ratio(p.x, p.w, p.h) * p.h.transpose()).array()).rowwise() /
-                       p.h.rowwise().sum().transpose().array();
-  CHECK(max_abs_diff(w, w_direct) < 1e-12);
-  CHECK_NEAR(out.loss, direct_loss(p.x, p.w, p.h), 1e-10);
-  const Mat numerator_direct = w_direct.transpose() * ratio(p.x, w_direct, p.h);
-  CHECK(max_abs_diff(as_mat(out.spectra_numerator, kRank, kCols), numerator_direct) < 1e-11);
-  const Eigen::RowVectorXd colsum = w_direct.colwise().sum();
-  for (std::int64_t q = 0; q < kRank; ++q)
-    CHECK_NEAR(out.maps_colsum[q], colsum(q), 1e-11);
+psnmf::BlockOptions block_options(bool accumulate_spectra, bool with_loss, int n_threads) {
+  psnmf::BlockOptions o;
+  o.accumulate_spectra = accumulate_spectra;
+  o.with_loss = with_loss;
+  o.n_threads = n_threads;
+  return o;
 }
 
-void test_maps_fixed_gives_loss_and_numerator() {
-  const Problem p = make_problem(2);
-  Mat w = p.w;
-  const auto out =
-      psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank, false, true, 1);
-  CHECK(w == p.w);
-  CHECK_NEAR(out.loss, direct_loss(p.x, p.w, p.h), 1e-10);
-  const Mat numerator_direct = p.w.transpose() * ratio(p.x, p.w, p.h);
-  CHECK(max_abs_diff(as_mat(out.spectra_numerator, kRank, kCols), numerator_direct) < 1e-11);
-  const auto loss_only =
-      psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank, false, false, 1);
-  CHECK(loss_only.spectra_numerator.empty());
-  CHECK_NEAR(loss_only.loss, out.loss, 1e-12);
+/// k = 1..3, 5..7, 9..11, 13..15 run zero-padded on AVX, 4, 8, 12, 16 vectorised,
+/// 17 on the rows for any k.
+void test_against_direct_computation() {
+  for (const std::int64_t rank : {1, 3, 4, 5, 8, 12, 13, 17}) {
+    const Problem p = make_problem(1, rank);
+    Mat w = p.w;
+    const auto out = psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), rank,
+                                         block_options(true, true, 2));
+    // maps <- maps * ((X / lambda) H^T) / rowsum(H)
+    const Mat w_direct =
+        (p.w.array() * (ratio(p.x, p.w, p.h) * p.h.transpose()).array()).rowwise() /
+        p.h.rowwise().sum().transpose().array();
+    CHECK(max_abs_diff(w, w_direct) < 1e-12);
+    CHECK(out.loss.has_value());
+    CHECK_NEAR(*out.loss, direct_loss(p.x, p.w, p.h), 1e-10);
+    const Mat numerator_direct = w_direct.transpose() * ratio(p.x, w_direct, p.h);
+    CHECK(max_abs_diff(as_mat(out.spectra_numerator, rank, kCols), numerator_direct) < 1e-11);
+    const Eigen::RowVectorXd colsum = w_direct.colwise().sum();
+    CHECK_EQ(static_cast<std::int64_t>(out.maps_colsum.size()), rank);
+    for (std::int64_t q = 0; q < rank; ++q)
+      CHECK_NEAR(out.maps_colsum[q], colsum(q), 1e-11);
+  }
+}
+
+/// Without accumulate_spectra or with_loss the maps and what is returned are
+/// bitwise those of the full call; only the skipped pieces are missing.
+void test_options_only_skip_pieces() {
+  for (const std::int64_t rank : {3, 4, 12}) {
+    const Problem p = make_problem(2, rank);
+    Mat w_full = p.w, w_maps = p.w, w_no_loss = p.w;
+    const auto full = psnmf::update_block(view_of(p.x, 0, kRows), w_full.data(), p.h.data(), rank,
+                                          block_options(true, true, 2));
+    const auto maps_only = psnmf::update_block(view_of(p.x, 0, kRows), w_maps.data(), p.h.data(),
+                                               rank, block_options(false, true, 2));
+    const auto no_loss = psnmf::update_block(view_of(p.x, 0, kRows), w_no_loss.data(), p.h.data(),
+                                             rank, block_options(true, false, 1));
+    CHECK(w_maps == w_full);
+    CHECK(w_no_loss == w_full);
+    CHECK(maps_only.spectra_numerator.empty());
+    CHECK(maps_only.maps_colsum == full.maps_colsum);
+    CHECK(maps_only.loss.has_value() && *maps_only.loss == *full.loss);
+    CHECK(!no_loss.loss.has_value());
+    CHECK(no_loss.spectra_numerator == full.spectra_numerator);
+    CHECK(no_loss.maps_colsum == full.maps_colsum);
+  }
 }
 
 /// Blocks of rows summed, then apply_spectra_update == one in-memory iteration.
@@ -120,8 +145,8 @@ void test_blocks_sum_to_one_in_memory_iteration() {
   for (int b = 0; b < 4; ++b) {
     const std::int64_t first = edges[b], n = edges[b + 1] - edges[b];
     const auto out = psnmf::update_block(view_of(p.x, first, n), w.data() + first * kRank, h.data(),
-                                         kRank, true, true, 2);
-    loss += out.loss;
+                                         kRank, block_options(true, true, 2));
+    loss += *out.loss;
     for (std::size_t i = 0; i < numerator.size(); ++i)
       numerator[i] += out.spectra_numerator[i];
     for (std::int64_t q = 0; q < kRank; ++q)
@@ -148,16 +173,24 @@ void test_csr_equals_dense_and_threads() {
   }
   const psnmf::CsrView<float> csr{kRows, kCols, indptr.data(), indices.data(), values.data()};
   Mat w_dense = p.w, w_csr = p.w, w_one = p.w;
-  const auto dense =
-      psnmf::update_block(view_of(p.x, 0, kRows), w_dense.data(), p.h.data(), kRank, true, true, 2);
-  const auto sparse = psnmf::update_block(csr, w_csr.data(), p.h.data(), kRank, true, true, 2);
-  const auto one = psnmf::update_block(csr, w_one.data(), p.h.data(), kRank, true, true, 1);
+  const auto dense = psnmf::update_block(view_of(p.x, 0, kRows), w_dense.data(), p.h.data(), kRank,
+                                         block_options(true, true, 2));
+  const auto sparse =
+      psnmf::update_block(csr, w_csr.data(), p.h.data(), kRank, block_options(true, true, 2));
+  const auto one =
+      psnmf::update_block(csr, w_one.data(), p.h.data(), kRank, block_options(true, true, 1));
+  psnmf::BlockOptions unchecked = block_options(true, true, 2);
+  unchecked.check_counts = false;
+  Mat w_unchecked = p.w;
+  const auto trusted = psnmf::update_block(csr, w_unchecked.data(), p.h.data(), kRank, unchecked);
+  CHECK(w_unchecked == w_csr);
+  CHECK(trusted.spectra_numerator == sparse.spectra_numerator);
   CHECK(w_dense == w_csr);
   CHECK(w_one == w_csr);
   CHECK(dense.spectra_numerator == sparse.spectra_numerator);
   CHECK(one.spectra_numerator == sparse.spectra_numerator);
-  CHECK_EQ(dense.loss, sparse.loss);
-  CHECK_EQ(one.loss, sparse.loss);
+  CHECK_EQ(*dense.loss, *sparse.loss);
+  CHECK_EQ(*one.loss, *sparse.loss);
 }
 
 void test_guards() {
@@ -174,7 +207,8 @@ void test_guards() {
   Problem p = make_problem(5);
   p.h.row(1).setZero();
   Mat w = p.w;
-  psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank, true, true, 1);
+  psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank,
+                      block_options(true, true, 1));
   CHECK(w.allFinite());
   CHECK((w.col(1).array() == 0.0).all());
 }
@@ -182,17 +216,28 @@ void test_guards() {
 void test_bad_input_throws() {
   const Problem p = make_problem(6);
   Mat w = p.w;
-  CHECK_THROWS(psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), 0, true, true),
+  CHECK_THROWS(psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), 0),
+               std::invalid_argument);
+  CHECK_THROWS(psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank,
+                                   block_options(true, true, -1)),
                std::invalid_argument);
   w(3, 1) = -1.0;
-  CHECK_THROWS(psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank, true, true),
+  CHECK_THROWS(psnmf::update_block(view_of(p.x, 0, kRows), w.data(), p.h.data(), kRank),
                std::invalid_argument);
   Mat x = p.x;
   x(0, 0) = std::nan("");
   Mat w_ok = p.w;
-  CHECK_THROWS(
-      psnmf::update_block(view_of(x, 0, kRows), w_ok.data(), p.h.data(), kRank, true, true),
-      std::invalid_argument);
+  CHECK_THROWS(psnmf::update_block(view_of(x, 0, kRows), w_ok.data(), p.h.data(), kRank),
+               std::invalid_argument);
+  // Unchecked counts still have their shape and buffers checked.
+  psnmf::BlockOptions unchecked;
+  unchecked.check_counts = false;
+  CHECK_THROWS(psnmf::update_block(psnmf::DenseView<double>{0, kCols, p.x.data()}, w_ok.data(),
+                                   p.h.data(), kRank, unchecked),
+               std::invalid_argument);
+  CHECK_THROWS(psnmf::update_block(psnmf::DenseView<double>{kRows, kCols, nullptr}, w_ok.data(),
+                                   p.h.data(), kRank, unchecked),
+               std::invalid_argument);
   const std::vector<double> bad{-1.0};
   std::vector<double> spectra{1.0};
   CHECK_THROWS(psnmf::apply_spectra_update(spectra.data(), bad.data(), bad.data(), 1, 1),
@@ -203,7 +248,7 @@ void test_bad_input_throws() {
 
 int main() {
   RUN(test_against_direct_computation);
-  RUN(test_maps_fixed_gives_loss_and_numerator);
+  RUN(test_options_only_skip_pieces);
   RUN(test_blocks_sum_to_one_in_memory_iteration);
   RUN(test_csr_equals_dense_and_threads);
   RUN(test_guards);

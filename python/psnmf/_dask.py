@@ -6,7 +6,8 @@ reduction:
 
 - each block updates its own maps with the spectra fixed and returns the spectra
   numerator ``maps_c^T (X_c / lambda_c)`` (k x C), the column sums of its maps
-  (k) and its share of the loss (``_core.update_block``, one fused pass);
+  (k) and, on the iterations that record it, its share of the loss
+  (``_core.update_block``: one fused pass on the row kernels of the in-memory fit);
 - the pieces are summed in a fixed tree (fan-in ``_FAN_IN``), and the spectra
   ``H <- H * N / d`` are updated on the client with the core's guards
   (``_core.apply_spectra_update``);
@@ -65,25 +66,38 @@ def _block_counts(block, n_threads):
     return to_counts(block.reshape(-1, block.shape[-1]), n_threads=n_threads)
 
 
-def _block_step(counts, maps, spectra, update_maps, accumulate_spectra, n_threads):
-    """One iteration on a block: (updated maps copy, (numerator, maps colsum, loss))."""
+def _block_step(counts, maps, spectra, accumulate_spectra, with_loss, n_threads):
+    """One iteration on a block: (updated maps copy, (numerator, maps colsum, loss)).
+
+    The numerator is None unless ``accumulate_spectra``, the loss None unless ``with_loss``.
+    """
     maps = np.array(maps, dtype=np.float64, order="C")  # never mutate a task's input
     out = _core.update_block(
         counts.core,
         counts.shape[1],
         maps,
         spectra,
-        update_maps=update_maps,
         accumulate_spectra=accumulate_spectra,
+        with_loss=with_loss,
+        # to_counts (_block_counts) validated them: re-reading every count for that would
+        # cost a quarter of the pass on every iteration.
+        check_counts=False,
         n_threads=n_threads,
     )
     return maps, (out["spectra_numerator"], out["maps_colsum"], out["loss"])
 
 
+def _block_loss(counts, maps, spectra, n_threads):
+    maps = np.ascontiguousarray(maps, dtype=np.float64)
+    return _core.kl_divergence(counts.core, counts.shape[1], maps, spectra, n_threads=n_threads)
+
+
 def _add_pieces(*pieces):
     numerators = [p[0] for p in pieces]
     numerator = None if numerators[0] is None else np.sum(numerators, axis=0)
-    return numerator, np.sum([p[1] for p in pieces], axis=0), float(sum(p[2] for p in pieces))
+    losses = [p[2] for p in pieces]
+    loss = None if losses[0] is None else float(sum(losses))
+    return numerator, np.sum([p[1] for p in pieces], axis=0), loss
 
 
 def _add(*values):
@@ -232,10 +246,11 @@ def run_updates(
     n_iter = 0
     latest = np.nan
     for iteration in range(1, max_iter + 1):
+        record = (iteration - 1) % LOSS_EVERY == 0  # the loss after iteration - 1 iterations
         spectra_task = dask.delayed(spectra.copy())
         steps = [
             dask.delayed(_block_step, nout=2, pure=True)(
-                c, m, spectra_task, True, update_spectra, blocks.n_threads
+                c, m, spectra_task, update_spectra, record, blocks.n_threads
             )
             for c, m in zip(blocks.counts, maps)
         ]
@@ -246,7 +261,7 @@ def run_updates(
             _core.apply_spectra_update(spectra, numerator, maps_colsum)
         n_iter = iteration
         stop = False
-        if (iteration - 1) % LOSS_EVERY == 0:  # the loss after iteration - 1 iterations
+        if record:
             history.append(loss)
             evaluated.append(iteration - 1)
             latest = loss
@@ -275,10 +290,10 @@ def loss_of(blocks: Blocks, maps, spectra) -> float:
     dask, _ = _dask()
     spectra_task = dask.delayed(np.ascontiguousarray(spectra, dtype=np.float64))
     pieces = [
-        dask.delayed(_block_step, nout=2, pure=True)(c, m, spectra_task, False, False, 1)[1]
+        dask.delayed(_block_loss, pure=True)(c, m, spectra_task, blocks.n_threads)
         for c, m in zip(blocks.counts, maps)
     ]
-    return float(_tree(pieces, _add_pieces).compute()[2])
+    return float(_tree(pieces, _add).compute())
 
 
 # -- initialisation --------------------------------------------------------------------------
