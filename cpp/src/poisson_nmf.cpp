@@ -206,24 +206,16 @@ template <class Rows> NmfResult fit(const Rows &rows, FactorsView f, const NmfOp
                                 std::to_string(options.loss_every));
   detail::check_factors(ConstFactorsView{f.n_components, f.maps, f.spectra}, rows.n_rows(),
                         rows.n_cols());
-  const std::int64_t k = f.n_components;
-  // The vectorised rows take k = 4, 8, 12, 16; other k < 16 are zero-padded to those.
-  if (options.solver == Solver::mu && detail::use_avx_fma_kernels() && k <= 16) {
-    if (k % 4 != 0)
-      return k < 4    ? run_updates_padded<4>(rows, f, options)
-             : k < 8  ? run_updates_padded<8>(rows, f, options)
-             : k < 12 ? run_updates_padded<12>(rows, f, options)
-                      : run_updates_padded<16>(rows, f, options);
-    if (k == 12)
-      return run_updates<12>(rows, f, options);
-    if (k == 16)
-      return run_updates<16>(rows, f, options);
-  }
-  return detail::dispatch_rank(f.n_components, [&](auto rank) {
+  if (options.solver == Solver::cd)
+    return detail::dispatch_rank(f.n_components, [&](auto rank) {
+      return run_coordinate_descent<decltype(rank)::value>(rows, f, options);
+    });
+  return detail::dispatch_mu_rank(f.n_components, [&](auto rank, auto padded) {
     constexpr int K = decltype(rank)::value;
-    if (options.solver == Solver::cd)
-      return run_coordinate_descent<K>(rows, f, options);
-    return run_updates<K>(rows, f, options);
+    if constexpr (decltype(padded)::value)
+      return run_updates_padded<K>(rows, f, options);
+    else
+      return run_updates<K>(rows, f, options);
   });
 }
 
