@@ -35,6 +35,11 @@ PSNMF_ROWS_TARGET inline double row_ratios(const RowSpan<Value> &r, const double
     ratio[p] = model_at<K>(w, spectra_t + std::int64_t(r.cols[p]) * k, k);
   for (std::int64_t p = 0; p < r.n; ++p)
     ratio[p] = static_cast<double>(r.x[p]) / ratio[p];
+#if PSNMF_ROWS_SIMD4
+  // The same sum as the vectorised rows' losses, so every loss this variant
+  // reports (and kl_divergence) comes from one formula.
+  return with_loss ? simd4::row_log_term(r, ratio) : 0.0;
+#endif
   double loss = 0.0;
   if (with_loss)
     for (std::int64_t p = 0; p < r.n; ++p) {
