@@ -18,8 +18,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_features.hpp"
 #include "nonzero_mask.hpp"
 #include "parallel.hpp"
+#if PSNMF_HAVE_AVX2_KERNELS
+#include "convert_avx2.hpp"
+#endif
 
 namespace psnmf {
 
@@ -83,15 +87,36 @@ std::int64_t scan_row(const In *row, std::int64_t n_cols, ValueRange<In> &range)
   return count;
 }
 
+// Contiguous chunks of rows for the row-major passes: a few per thread, each
+// handled by one thread from start to end (the AVX2 fill needs the chunk's end
+// as the limit of its stores).
+struct RowChunks {
+  std::int64_t n_rows, n_chunks;
+  RowChunks(std::int64_t rows, int threads)
+      : n_rows(rows), n_chunks(std::min<std::int64_t>(rows, 4 * std::int64_t(threads))) {}
+  std::int64_t begin(std::int64_t c) const { return c * n_rows / n_chunks; }
+  std::int64_t end(std::int64_t c) const { return (c + 1) * n_rows / n_chunks; }
+};
+
 template <class In>
 void scan_rows(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t *counts,
                int threads, ValueRange<In> *ranges) {
+  const RowChunks chunks(n_rows, threads);
+  [[maybe_unused]] const bool avx2 = detail::use_avx2_kernels();
 #pragma omp parallel num_threads(threads)
   {
     ValueRange<In> range;
 #pragma omp for schedule(static)
-    for (std::int64_t i = 0; i < n_rows; ++i)
-      counts[i] = scan_row(dense + i * n_cols, n_cols, range);
+    for (std::int64_t c = 0; c < chunks.n_chunks; ++c) {
+#if PSNMF_HAVE_AVX2_KERNELS
+      if (avx2) {
+        detail::avx2::scan_rows(dense, chunks.begin(c), chunks.end(c), n_cols, counts, range);
+        continue;
+      }
+#endif
+      for (std::int64_t i = chunks.begin(c); i < chunks.end(c); ++i)
+        counts[i] = scan_row(dense + i * n_cols, n_cols, range);
+    }
     ranges[detail::thread_index()] = range;
   }
 }
@@ -198,6 +223,27 @@ void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
   }
 }
 
+#if PSNMF_HAVE_AVX2_KERNELS
+// Column-major fill by blocks of rows transposed into a per-thread scratch
+// (kBlockRows x n_cols); chunks of whole blocks, a few per thread.
+template <class In, class Value>
+void fill_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
+                       const std::int64_t *indptr, std::int32_t *indices, Value *values,
+                       int threads) {
+  constexpr std::int64_t block = detail::avx2::kBlockRows<In>;
+  const RowChunks chunks((n_rows + block - 1) / block, threads);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<In> scratch(static_cast<std::size_t>(block * n_cols));
+#pragma omp for schedule(static)
+    for (std::int64_t c = 0; c < chunks.n_chunks; ++c)
+      detail::avx2::fill_columns(dense, n_rows, n_cols, chunks.begin(c) * block,
+                                 std::min(n_rows, chunks.end(c) * block), indptr, indices, values,
+                                 scratch.data());
+  }
+}
+#endif
+
 } // namespace
 
 template <class In>
@@ -242,13 +288,30 @@ void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const s
   if (!dense || !indptr || (indptr[n_rows] > 0 && (!indices || !values)))
     throw std::invalid_argument("counts: null buffer");
   const int threads = detail::resolve_threads(n_threads);
+  [[maybe_unused]] const bool avx2 = detail::use_avx2_kernels();
   if (order == DenseOrder::column_major) {
+#if PSNMF_HAVE_AVX2_KERNELS
+    if (avx2) {
+      fill_columns_avx2(dense, n_rows, n_cols, indptr, indices, values, threads);
+      return;
+    }
+#endif
     fill_columns(dense, n_rows, n_cols, indptr, indices, values, threads);
     return;
   }
+  const RowChunks chunks(n_rows, threads);
 #pragma omp parallel for schedule(static) num_threads(threads)
-  for (std::int64_t i = 0; i < n_rows; ++i)
-    fill_row(dense + i * n_cols, n_cols, indptr[i], indices, values);
+  for (std::int64_t c = 0; c < chunks.n_chunks; ++c) {
+#if PSNMF_HAVE_AVX2_KERNELS
+    if (avx2) {
+      detail::avx2::fill_rows(dense, chunks.begin(c), chunks.end(c), n_cols, indptr, indices,
+                              values);
+      continue;
+    }
+#endif
+    for (std::int64_t i = chunks.begin(c); i < chunks.end(c); ++i)
+      fill_row(dense + i * n_cols, n_cols, indptr[i], indices, values);
+  }
 }
 
 #define PSNMF_CONVERT(IN)                                                                          \
