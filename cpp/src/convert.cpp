@@ -224,17 +224,38 @@ void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
 }
 
 #if PSNMF_HAVE_AVX2_KERNELS
-// Column-major fill by blocks of rows transposed into a per-thread scratch
-// (kBlockRows x n_cols); chunks of whole blocks, a few per thread.
+// Column-major passes with the AVX2 kernels: blocks of block_rows(n_cols)
+// rows, chunks of whole blocks, a few per thread. The fill transposes each
+// block into a per-thread scratch (block x n_cols) and fills from there.
+template <class In>
+void scan_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
+                       std::int64_t *counts, int threads, ValueRange<In> *ranges) {
+  const std::int64_t block = detail::avx2::block_rows<In>(n_cols);
+  const std::int64_t n_blocks = (n_rows + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    ValueRange<In> range;
+    std::vector<detail::avx2::Counter<In>> zeros(static_cast<std::size_t>(block));
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      const std::int64_t r0 = b * block;
+      detail::avx2::scan_columns(dense, n_rows, n_cols, r0, std::min(block, n_rows - r0),
+                                 counts + r0, zeros.data(), range);
+    }
+    ranges[detail::thread_index()] = range;
+  }
+}
+
 template <class In, class Value>
 void fill_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                        const std::int64_t *indptr, std::int32_t *indices, Value *values,
                        int threads) {
-  constexpr std::int64_t block = detail::avx2::kBlockRows<In>;
+  const std::int64_t block = detail::avx2::block_rows<In>(n_cols);
   const RowChunks chunks((n_rows + block - 1) / block, threads);
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<In> scratch(static_cast<std::size_t>(block * n_cols));
+    std::vector<In> scratch(
+        static_cast<std::size_t>(block * detail::avx2::scratch_stride<In>(n_cols)));
 #pragma omp for schedule(static)
     for (std::int64_t c = 0; c < chunks.n_chunks; ++c)
       detail::avx2::fill_columns(dense, n_rows, n_cols, chunks.begin(c) * block,
@@ -258,6 +279,10 @@ std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t 
   // Row counts go to indptr[1..n_rows], then become offsets by a prefix sum.
   if (order == DenseOrder::row_major)
     scan_rows(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
+#if PSNMF_HAVE_AVX2_KERNELS
+  else if (detail::use_avx2_kernels())
+    scan_columns_avx2(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
+#endif
   else
     scan_columns(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
   ValueRange<In> range;

@@ -471,34 +471,47 @@ PSNMF_AVX2 void transpose_tile(const In *src_values, std::int64_t src_stride, In
   _mm256_storeu_pd(dst + 3 * dst_stride, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 
-/// Rows per column-major block: one cache line of each column.
-template <class In> constexpr std::int64_t kBlockRows = 64 / sizeof(In);
-
-/// Rows [r0, r0 + rows) of a column-major (n_rows, n_cols) matrix into scratch,
-/// row-major (rows, n_cols). Tiles when the block is whole, else value by value.
-template <class In>
-PSNMF_AVX2 void transpose_block(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
-                                std::int64_t r0, std::int64_t rows, In *scratch) {
-  constexpr int tile = kTile<In>;
-  std::int64_t j = 0;
-  if (rows == kBlockRows<In>)
-    for (; j + tile <= n_cols; j += tile) {
-      const In *col = dense + j * n_rows + r0;
-      // The lines of the block after next: the columns are too many streams
-      // for the hardware prefetcher.
-      for (int k = 0; k < tile; ++k)
-        _mm_prefetch(reinterpret_cast<const char *>(col + k * n_rows + 2 * kBlockRows<In>),
-                     _MM_HINT_T0);
-      for (std::int64_t i = 0; i < rows; i += tile)
-        transpose_tile(col + i, n_rows, scratch + i * n_cols + j, n_cols);
-    }
-  for (; j < n_cols; ++j)
-    for (std::int64_t i = 0; i < rows; ++i)
-      scratch[i * n_cols + j] = dense[j * n_rows + r0 + i];
+/// Rows per column-major block: 2 KiB of each column, read as one stream
+/// (shorter segments of many columns defeat the prefetcher and the DRAM pages),
+/// fewer when the scratch of rows x n_cols would exceed 4 MiB; a multiple of
+/// the tile.
+template <class In> std::int64_t block_rows(std::int64_t n_cols) {
+  constexpr std::int64_t most = 2048 / sizeof(In), tile = kTile<In>;
+  const std::int64_t fit = (std::int64_t(4) << 20) / (n_cols * std::int64_t(sizeof(In)));
+  return std::max(tile, std::min(most, fit) / tile * tile);
 }
 
-/// Column-major fill of the blocks of rows [r0, r1) (r0 a block boundary),
-/// which own positions indptr[r0] to indptr[r1]; scratch holds kBlockRows x n_cols.
+/// Values per row of the scratch: n_cols rounded up to a cache line, plus one,
+/// so that the rows a tile writes do not all fall into the same cache set.
+template <class In> std::int64_t scratch_stride(std::int64_t n_cols) {
+  constexpr std::int64_t line = 64 / sizeof(In);
+  return (n_cols + line - 1) / line * line + line;
+}
+
+/// Rows [r0, r0 + rows) of a column-major (n_rows, n_cols) matrix into scratch,
+/// row-major (rows, stride): whole tiles, then the last rows and columns value
+/// by value.
+template <class In>
+PSNMF_AVX2 void transpose_block(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
+                                std::int64_t r0, std::int64_t rows, In *scratch,
+                                std::int64_t stride) {
+  constexpr int tile = kTile<In>;
+  const std::int64_t tiled_rows = rows - rows % tile, tiled_cols = n_cols - n_cols % tile;
+  for (std::int64_t j = 0; j < tiled_cols; j += tile) {
+    const In *col = dense + j * n_rows + r0;
+    for (std::int64_t i = 0; i < tiled_rows; i += tile)
+      transpose_tile(col + i, n_rows, scratch + i * stride + j, stride);
+  }
+  for (std::int64_t j = 0; j < n_cols; ++j) {
+    const In *col = dense + j * n_rows + r0;
+    for (std::int64_t i = j < tiled_cols ? tiled_rows : 0; i < rows; ++i)
+      scratch[i * stride + j] = col[i];
+  }
+}
+
+/// Column-major fill of rows [r0, r1) by blocks of block_rows(n_cols) rows;
+/// the rows own positions indptr[r0] to indptr[r1]. scratch holds
+/// block_rows(n_cols) rows of scratch_stride(n_cols) values.
 template <class In, class Value>
 __attribute__((target("avx2,popcnt"))) void
 fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t r0,
@@ -506,12 +519,52 @@ fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int
              In *scratch) {
   std::int64_t p = indptr[r0];
   const std::int64_t limit = indptr[r1];
-  for (std::int64_t b0 = r0; b0 < r1; b0 += kBlockRows<In>) {
-    const std::int64_t rows = std::min(kBlockRows<In>, r1 - b0);
-    transpose_block(dense, n_rows, n_cols, b0, rows, scratch);
+  const std::int64_t stride = scratch_stride<In>(n_cols), block = block_rows<In>(n_cols);
+  for (std::int64_t b0 = r0; b0 < r1; b0 += block) {
+    const std::int64_t rows = std::min(block, r1 - b0);
+    transpose_block(dense, n_rows, n_cols, b0, rows, scratch, stride);
     for (std::int64_t i = 0; i < rows; ++i)
-      p = fill_row(scratch + i * n_cols, n_cols, 0, p, limit, indices, values);
+      p = fill_row(scratch + i * stride, n_cols, 0, p, limit, indices, values);
   }
+}
+
+/// Zero counters of In's width for the column-major scan: added to vertically,
+/// flushed before they can overflow.
+template <class In>
+using Counter = std::conditional_t<
+    sizeof(In) == 1, std::uint8_t,
+    std::conditional_t<sizeof(In) == 2, std::uint16_t,
+                       std::conditional_t<sizeof(In) == 4, std::uint32_t, std::uint64_t>>>;
+
+/// Column-major scan of rows [r0, r0 + rows): nonzeros per row into counts[0..rows),
+/// the values into range. zeros: scratch of `rows` counters.
+template <class In>
+__attribute__((target("avx2,popcnt"))) void
+scan_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t r0,
+             std::int64_t rows, std::int64_t *counts, Counter<In> *zeros, ValueRange<In> &range) {
+  constexpr std::int64_t flush_every = sizeof(In) == 1 ? 255 : 65535;
+  VectorRange<In> vector;
+  ValueRange<In> tail;
+  const std::int64_t whole = rows - rows % kBlock;
+  for (std::int64_t i = 0; i < rows; ++i)
+    counts[i] = n_cols;
+  for (std::int64_t j0 = 0; j0 < n_cols; j0 += flush_every) {
+    const std::int64_t j1 = std::min(n_cols, j0 + flush_every);
+    for (std::int64_t i = 0; i < rows; ++i)
+      zeros[i] = 0;
+    for (std::int64_t j = j0; j < j1; ++j) {
+      const In *col = dense + j * n_rows + r0;
+      for (std::int64_t i = 0; i < rows; ++i) // vectorised by the compiler
+        zeros[i] += col[i] == In(0);
+      for (std::int64_t i = 0; i < whole; i += kBlock)
+        vector.add32(col + i);
+      tail.add(col + whole, rows - whole);
+    }
+    for (std::int64_t i = 0; i < rows; ++i)
+      counts[i] -= zeros[i];
+  }
+  vector.merge_into(range);
+  range.merge(tail);
 }
 
 } // namespace psnmf::detail::avx2
