@@ -230,7 +230,7 @@ void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
 template <class In>
 void scan_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                        std::int64_t *counts, int threads, ValueRange<In> *ranges) {
-  const std::int64_t block = detail::avx2::block_rows<In>(n_cols);
+  const std::int64_t block = detail::avx2::scan_block_rows<In>(n_rows, threads);
   const std::int64_t n_blocks = (n_rows + block - 1) / block;
 #pragma omp parallel num_threads(threads)
   {

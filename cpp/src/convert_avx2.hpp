@@ -499,8 +499,16 @@ PSNMF_AVX2 void transpose_block(const In *dense, std::int64_t n_rows, std::int64
   const std::int64_t tiled_rows = rows - rows % tile, tiled_cols = n_cols - n_cols % tile;
   for (std::int64_t j = 0; j < tiled_cols; j += tile) {
     const In *col = dense + j * n_rows + r0;
-    for (std::int64_t i = 0; i < tiled_rows; i += tile)
+    const bool next_tile = j + 2 * tile <= n_cols;
+    for (std::int64_t i = 0; i < tiled_rows; i += tile) {
+      // The same lines of the next tile's columns: with this many streams the
+      // hardware prefetcher falls behind.
+      if (next_tile && (i * std::int64_t(sizeof(In))) % 64 == 0)
+        for (int k = 0; k < tile; ++k)
+          _mm_prefetch(reinterpret_cast<const char *>(col + (tile + k) * n_rows + i),
+                       _MM_HINT_T0);
       transpose_tile(col + i, n_rows, scratch + i * stride + j, stride);
+    }
   }
   for (std::int64_t j = 0; j < n_cols; ++j) {
     const In *col = dense + j * n_rows + r0;
@@ -538,6 +546,15 @@ using Counter = std::conditional_t<
 
 /// Column-major scan of rows [r0, r0 + rows): nonzeros per row into counts[0..rows),
 /// the values into range. zeros: scratch of `rows` counters.
+/// Rows per block of the column-major scan: 16 KiB of each column (the scan
+/// needs no scratch, so its column segments can be longer than the fill's),
+/// fewer so that every thread gets a block; a multiple of kBlock.
+template <class In> std::int64_t scan_block_rows(std::int64_t n_rows, int threads) {
+  constexpr std::int64_t most = 16384 / sizeof(In);
+  const std::int64_t share = (n_rows + threads - 1) / threads;
+  return std::max(kBlock, std::min(most, (share + kBlock - 1) / kBlock * kBlock));
+}
+
 template <class In>
 __attribute__((target("avx2,popcnt"))) void
 scan_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t r0,
