@@ -224,9 +224,9 @@ void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
 }
 
 #if PSNMF_HAVE_AVX2_KERNELS
-// Column-major passes with the AVX2 kernels: blocks of block_rows(n_cols)
-// rows, chunks of whole blocks, a few per thread. The fill transposes each
-// block into a per-thread scratch (block x n_cols) and fills from there.
+// Column-major passes with the AVX2 kernels: blocks of rows, chunks of whole blocks, a few per
+// thread. The fill transposes each block into a per-thread scratch (block x n_cols) and fills from
+// there.
 template <class In>
 void scan_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                        std::int64_t *counts, int threads, ValueRange<In> *ranges) {
@@ -250,7 +250,7 @@ template <class In, class Value>
 void fill_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                        const std::int64_t *indptr, std::int32_t *indices, Value *values,
                        int threads) {
-  const std::int64_t block = detail::avx2::block_rows<In>(n_cols);
+  const std::int64_t block = detail::avx2::block_rows<In>(n_rows, n_cols, threads);
   const RowChunks chunks((n_rows + block - 1) / block, threads);
 #pragma omp parallel num_threads(threads)
   {
@@ -258,7 +258,7 @@ void fill_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols
         static_cast<std::size_t>(block * detail::avx2::scratch_stride<In>(n_cols)));
 #pragma omp for schedule(static)
     for (std::int64_t c = 0; c < chunks.n_chunks; ++c)
-      detail::avx2::fill_columns(dense, n_rows, n_cols, chunks.begin(c) * block,
+      detail::avx2::fill_columns(dense, n_rows, n_cols, block, chunks.begin(c) * block,
                                  std::min(n_rows, chunks.end(c) * block), indptr, indices, values,
                                  scratch.data());
   }

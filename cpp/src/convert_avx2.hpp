@@ -103,10 +103,18 @@ PSNMF_AVX2 std::uint32_t mask32_of_32bit(const void *data) {
   }
   return ~zero;
 }
-PSNMF_AVX2 std::uint32_t mask32(const std::int32_t *p) { return mask32_of_32bit(p); }
-PSNMF_AVX2 std::uint32_t mask32(const std::uint32_t *p) { return mask32_of_32bit(p); }
-PSNMF_AVX2 __m256i ints8(const std::int32_t *p) { return load256(p); }
-PSNMF_AVX2 __m256i ints8(const std::uint32_t *p) { return load256(p); }
+PSNMF_AVX2 std::uint32_t mask32(const std::int32_t *p) {
+  return mask32_of_32bit(p);
+}
+PSNMF_AVX2 std::uint32_t mask32(const std::uint32_t *p) {
+  return mask32_of_32bit(p);
+}
+PSNMF_AVX2 __m256i ints8(const std::int32_t *p) {
+  return load256(p);
+}
+PSNMF_AVX2 __m256i ints8(const std::uint32_t *p) {
+  return load256(p);
+}
 
 PSNMF_AVX2 std::uint32_t mask32(const std::int64_t *p) {
   std::uint32_t zero = 0;
@@ -287,8 +295,8 @@ template <> struct VectorRange<float> {
     const __m256 zero = _mm256_setzero_ps(), limit = _mm256_set1_ps(3.40282347e38f);
     for (int k = 0; k < 4; ++k) {
       const __m256 v = _mm256_loadu_ps(p + 8 * k);
-      const __m256 in = _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ),
-                                      _mm256_cmp_ps(v, limit, _CMP_LE_OQ));
+      const __m256 in =
+          _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ), _mm256_cmp_ps(v, limit, _CMP_LE_OQ));
       ok[k & 1] = _mm256_and_ps(ok[k & 1], in);
       top[k & 1] = _mm256_max_ps(top[k & 1], v);
     }
@@ -312,8 +320,8 @@ template <> struct VectorRange<double> {
     const __m256d zero = _mm256_setzero_pd(), limit = _mm256_set1_pd(1.7976931348623157e308);
     for (int k = 0; k < 8; ++k) {
       const __m256d v = _mm256_loadu_pd(p + 4 * k);
-      const __m256d in = _mm256_and_pd(_mm256_cmp_pd(v, zero, _CMP_GE_OQ),
-                                       _mm256_cmp_pd(v, limit, _CMP_LE_OQ));
+      const __m256d in =
+          _mm256_and_pd(_mm256_cmp_pd(v, zero, _CMP_GE_OQ), _mm256_cmp_pd(v, limit, _CMP_LE_OQ));
       ok[k & 1] = _mm256_and_pd(ok[k & 1], in);
       top[k & 1] = _mm256_max_pd(top[k & 1], v);
     }
@@ -345,9 +353,9 @@ PSNMF_AVX2 std::int64_t scan_row(const In *row, std::int64_t n_cols, VectorRange
 /// Row-major scan of rows [r0, r1): nonzeros per row into counts[r0..r1), the
 /// values into range.
 template <class In>
-__attribute__((target("avx2,popcnt"))) void
-scan_rows(const In *dense, std::int64_t r0, std::int64_t r1, std::int64_t n_cols,
-          std::int64_t *counts, ValueRange<In> &range) {
+__attribute__((target("avx2,popcnt"))) void scan_rows(const In *dense, std::int64_t r0,
+                                                      std::int64_t r1, std::int64_t n_cols,
+                                                      std::int64_t *counts, ValueRange<In> &range) {
   VectorRange<In> vector;
   ValueRange<In> tail;
   for (std::int64_t i = r0; i < r1; ++i)
@@ -372,12 +380,15 @@ fill_rows(const In *dense, std::int64_t r0, std::int64_t r1, std::int64_t n_cols
 
 /// Rows and columns of the transposed tiles: 16 bytes of 1- and 2-byte values,
 /// 32 bytes of 4- and 8-byte ones.
-template <class In> constexpr int kTile = sizeof(In) <= 2 ? 16 / int(sizeof(In)) : 32 / int(sizeof(In));
+template <class In>
+constexpr int kTile = sizeof(In) <= 2 ? 16 / int(sizeof(In)) : 32 / int(sizeof(In));
 
 PSNMF_AVX2 __m128i load128(const void *p) {
   return _mm_loadu_si128(static_cast<const __m128i *>(p));
 }
-PSNMF_AVX2 void store128(void *p, __m128i v) { _mm_storeu_si128(static_cast<__m128i *>(p), v); }
+PSNMF_AVX2 void store128(void *p, __m128i v) {
+  _mm_storeu_si128(static_cast<__m128i *>(p), v);
+}
 
 // a[k]: 8 16-bit values of column k; out[r]: row r (see the stage comments).
 PSNMF_AVX2 void transpose8x16bit(const __m128i a[8], __m128i out[8]) {
@@ -409,8 +420,8 @@ PSNMF_AVX2 void transpose_tile(const std::uint16_t *src, std::int64_t src_stride
 
 // Bytes: interleaving columns 2k and 2k + 1 gives 16-bit pairs, whose 8 x 8
 // transposes (rows 0-7 and 8-15) are the rows.
-PSNMF_AVX2 void transpose_tile(const std::uint8_t *src, std::int64_t src_stride,
-                               std::uint8_t *dst, std::int64_t dst_stride) {
+PSNMF_AVX2 void transpose_tile(const std::uint8_t *src, std::int64_t src_stride, std::uint8_t *dst,
+                               std::int64_t dst_stride) {
   __m128i low[8], high[8], out[8];
   for (int k = 0; k < 8; ++k) {
     const __m128i a = load128(src + 2 * k * src_stride);
@@ -471,14 +482,16 @@ PSNMF_AVX2 void transpose_tile(const In *src_values, std::int64_t src_stride, In
   _mm256_storeu_pd(dst + 3 * dst_stride, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 
-/// Rows per column-major block: 2 KiB of each column, read as one stream
-/// (shorter segments of many columns defeat the prefetcher and the DRAM pages),
-/// fewer when the scratch of rows x n_cols would exceed 4 MiB; a multiple of
-/// the tile.
-template <class In> std::int64_t block_rows(std::int64_t n_cols) {
-  constexpr std::int64_t most = 2048 / sizeof(In), tile = kTile<In>;
+/// Rows per block of the column-major fill: 2 KiB of each column, read as one
+/// stream (shorter segments of many columns defeat the prefetcher and the DRAM
+/// pages); fewer when the scratch of rows x n_cols would exceed 4 MiB, or so
+/// that every thread gets a block. A multiple of the tile.
+template <class In> std::int64_t block_rows(std::int64_t n_rows, std::int64_t n_cols, int threads) {
+  constexpr std::int64_t tile = kTile<In>;
   const std::int64_t fit = (std::int64_t(4) << 20) / (n_cols * std::int64_t(sizeof(In)));
-  return std::max(tile, std::min(most, fit) / tile * tile);
+  const std::int64_t share = (n_rows + threads - 1) / threads;
+  const std::int64_t rows = std::min({std::int64_t(2048 / sizeof(In)), fit, share + tile - 1});
+  return std::max(tile, rows / tile * tile);
 }
 
 /// Values per row of the scratch: n_cols rounded up to a cache line, plus one,
@@ -505,8 +518,7 @@ PSNMF_AVX2 void transpose_block(const In *dense, std::int64_t n_rows, std::int64
       // hardware prefetcher falls behind.
       if (next_tile && (i * std::int64_t(sizeof(In))) % 64 == 0)
         for (int k = 0; k < tile; ++k)
-          _mm_prefetch(reinterpret_cast<const char *>(col + (tile + k) * n_rows + i),
-                       _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char *>(col + (tile + k) * n_rows + i), _MM_HINT_T0);
       transpose_tile(col + i, n_rows, scratch + i * stride + j, stride);
     }
   }
@@ -517,17 +529,17 @@ PSNMF_AVX2 void transpose_block(const In *dense, std::int64_t n_rows, std::int64
   }
 }
 
-/// Column-major fill of rows [r0, r1) by blocks of block_rows(n_cols) rows;
-/// the rows own positions indptr[r0] to indptr[r1]. scratch holds
-/// block_rows(n_cols) rows of scratch_stride(n_cols) values.
+/// Column-major fill of rows [r0, r1) by blocks of `block` rows; the rows own
+/// positions indptr[r0] to indptr[r1]. scratch holds `block` rows of
+/// scratch_stride(n_cols) values.
 template <class In, class Value>
 __attribute__((target("avx2,popcnt"))) void
-fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t r0,
-             std::int64_t r1, const std::int64_t *indptr, std::int32_t *indices, Value *values,
-             In *scratch) {
+fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t block,
+             std::int64_t r0, std::int64_t r1, const std::int64_t *indptr, std::int32_t *indices,
+             Value *values, In *scratch) {
   std::int64_t p = indptr[r0];
   const std::int64_t limit = indptr[r1];
-  const std::int64_t stride = scratch_stride<In>(n_cols), block = block_rows<In>(n_cols);
+  const std::int64_t stride = scratch_stride<In>(n_cols);
   for (std::int64_t b0 = r0; b0 < r1; b0 += block) {
     const std::int64_t rows = std::min(block, r1 - b0);
     transpose_block(dense, n_rows, n_cols, b0, rows, scratch, stride);
