@@ -206,20 +206,20 @@ PSNMF_AVX2 std::int64_t fill_bits(const In *block, std::uint32_t mask, std::int6
 }
 
 /// Left-pack the nonzeros of one contiguous row of n_cols values, whose first
-/// value is column col0, from position p; whole blocks only while p + kBlock
-/// <= limit (nothing at or past limit is written), the rest one by one.
+/// value is column col0, from position p; vector stores only while p + kBlock
+/// <= limit (nothing at or past limit is written), else one nonzero at a time.
 /// Returns the position after the row's last nonzero.
 template <class In, class Value>
 PSNMF_AVX2 std::int64_t fill_row(const In *row, std::int64_t n_cols, std::int64_t col0,
                                  std::int64_t p, std::int64_t limit, std::int32_t *indices,
                                  Value *values) {
   std::int64_t j = 0;
-  for (; j + kBlock <= n_cols && p + kBlock <= limit; j += kBlock) {
+  for (; j + kBlock <= n_cols; j += kBlock) {
     const In *block = row + j;
     const std::uint32_t mask = mask32(block);
     if (!mask)
       continue;
-    if (!exact32(block)) {
+    if (p + kBlock > limit || !exact32(block)) {
       p = fill_bits(block, mask, col0 + j, p, indices, values);
       continue;
     }
