@@ -556,17 +556,18 @@ using Counter = std::conditional_t<
     std::conditional_t<sizeof(In) == 2, std::uint16_t,
                        std::conditional_t<sizeof(In) == 4, std::uint32_t, std::uint64_t>>>;
 
-/// Column-major scan of rows [r0, r0 + rows): nonzeros per row into counts[0..rows),
-/// the values into range. zeros: scratch of `rows` counters.
-/// Rows per block of the column-major scan: 16 KiB of each column (the scan
-/// needs no scratch, so its column segments can be longer than the fill's),
-/// fewer so that every thread gets a block; a multiple of kBlock.
+/// Rows per block of the column-major scan: up to 256 KiB of each column (the
+/// scan needs no scratch, only a counter per row, so its column segments can be
+/// much longer than the fill's: long segments read like one stream), fewer so
+/// that every thread gets a block; a multiple of kBlock.
 template <class In> std::int64_t scan_block_rows(std::int64_t n_rows, int threads) {
-  constexpr std::int64_t most = 16384 / sizeof(In);
+  constexpr std::int64_t most = (std::int64_t(256) << 10) / sizeof(In);
   const std::int64_t share = (n_rows + threads - 1) / threads;
   return std::max(kBlock, std::min(most, (share + kBlock - 1) / kBlock * kBlock));
 }
 
+/// Column-major scan of rows [r0, r0 + rows): nonzeros per row into counts[0..rows),
+/// the values into range. zeros: scratch of `rows` counters.
 template <class In>
 __attribute__((target("avx2,popcnt"))) void
 scan_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t r0,
