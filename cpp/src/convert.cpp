@@ -2,12 +2,15 @@
 //
 // Two passes, each reading the input once at memory speed: the scan counts the
 // nonzeros of each row and validates the values (vectorised count and range
-// reductions), the fill copies the nonzeros. The fill walks a bit mask of the
-// nonzeros of each run of 64 values (SSE2 compare + movemask on x86-64), so the
-// work per zero is a fraction of a cycle and an all-zero run costs one test.
-// Fortran-ordered input is read column by column over blocks of rows: each
-// column segment is a contiguous run of a few KiB, so the reads stream and no
-// transposed copy is made.
+// reductions), the fill copies the nonzeros. Two variants of both, giving the
+// same CSR bit for bit:
+// - portable (this file): the fill walks a bit mask of the nonzeros of each run
+//   of 64 values (SSE2 compare + movemask on x86-64), one iteration per nonzero.
+//   Fortran-ordered input is read column by column over blocks of rows: each
+//   column segment is a contiguous run of a few KiB, so the reads stream.
+// - AVX2 (convert_avx2.hpp), chosen at run time when the CPU has it: a
+//   branch-free left-pack fill, and for Fortran order a transpose of each block
+//   of rows into a small per-thread scratch (never the whole matrix).
 #include "psnmf/convert.hpp"
 
 #include <algorithm>

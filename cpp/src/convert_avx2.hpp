@@ -223,11 +223,12 @@ PSNMF_AVX2 std::int64_t fill_row(const In *row, std::int64_t n_cols, std::int64_
       p = fill_bits(block, mask, col0 + j, p, indices, values);
       continue;
     }
+    __m256i first = _mm256_set1_epi32(int(col0 + j)); // column of the group's lane 0
     for (int g = 0; g < 4; ++g) {
       const unsigned m = (mask >> (8 * g)) & 0xFF;
       const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i *>(kPack.pack8[m]));
-      const __m256i cols = _mm256_add_epi32(perm, _mm256_set1_epi32(int(col0 + j + 8 * g)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i *>(indices + p), cols);
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(indices + p), _mm256_add_epi32(perm, first));
+      first = _mm256_add_epi32(first, _mm256_set1_epi32(8));
       if constexpr (std::is_same_v<Value, float>) {
         _mm256_storeu_ps(values + p, _mm256_permutevar8x32_ps(floats8(block + 8 * g), perm));
         p += _mm_popcnt_u32(m);
