@@ -6,14 +6,18 @@
 // nonzero mask that indexes a table of lane permutations ("left-pack"); the 8
 // column indices and the 8 converted values are permuted so that the nonzeros
 // come first, all 8 lanes are stored, and the write position advances by the
-// popcount. Lanes past the nonzeros are overwritten by the next store, so the
-// caller keeps 32 entries of slack before any position another thread or a
-// later row owns (then the scalar loop takes over). Values are converted with
-// the same rounding as static_cast, so both variants give bitwise identical CSR.
+// popcount. Lanes past the nonzeros are overwritten by the next store, so a
+// block is stored this way only while 32 entries of slack remain before the
+// end of the positions the calling thread owns (its chunk of rows); otherwise
+// its nonzeros are written one at a time. Blocks whose values the vector
+// conversion cannot take exactly (uint32 >= 2**31, int64 outside [0, 2**31))
+// go the same way. Values are converted with the rounding of static_cast, so
+// both variants give bitwise identical CSR.
 //
-// Column-major input is transposed block by block (a cache line of rows, all
-// columns) into a row-major scratch buffer with in-register transposes, and
-// filled from there like row-major input.
+// Column-major input is transposed block by block (up to 2 KiB of rows of
+// every column, at most 4 MiB in all) into a per-thread row-major scratch with
+// in-register tile transposes, and filled from there like row-major input. The
+// column-major scan counts zeros vertically over long column segments.
 //
 // Only compiled with GCC/Clang on x86; only run when the CPU has AVX2.
 #pragma once
@@ -453,8 +457,7 @@ PSNMF_AVX2 void transpose_tile_32bit(const float *src, std::int64_t src_stride, 
       u[4 * h + 2 * k + 1] = _mm256_shuffle_ps(t[4 * h + k], t[4 * h + k + 2], 0xEE);
     }
   // u[0..3]: rows 0, 1, 2, 3 (and 4-7 in the high halves) of columns 0-3; u[4..7] of 4-7.
-  const int row_of[4] = {0, 1, 2, 3};
-  for (int r : row_of) {
+  for (int r = 0; r < 4; ++r) {
     _mm256_storeu_ps(dst + r * dst_stride, _mm256_permute2f128_ps(u[r], u[r + 4], 0x20));
     _mm256_storeu_ps(dst + (r + 4) * dst_stride, _mm256_permute2f128_ps(u[r], u[r + 4], 0x31));
   }
