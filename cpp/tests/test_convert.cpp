@@ -294,7 +294,7 @@ template <class In> void check_shapes() {
       check_matches_loop<In, float>(dense, rows, cols, {1, 2});
       check_matches_loop<In, double>(dense, rows, cols, {2});
     }
-  // Several column-major blocks (2 KiB of a column each) and row chunks per thread.
+  // Several column-major blocks (512 bytes of a column each) and row chunks per thread.
   const std::int64_t rows = 5000, cols = 45;
   const std::vector<In> dense = patterned<In>(rows, cols, 99);
   check_matches_loop<In, float>(dense, rows, cols, {1, 2, 3});
