@@ -61,11 +61,12 @@ DENSE_DTYPES = (np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, 
 THREADS = (1, 2)
 
 
-def run(X, repeats, log):
+def run(X, repeats, log, sparse=True):
     """X: float64 CSR counts. Rows: (input, GB/s, memcpy GB/s, ratio).
 
-    Every dense dtype x order x thread count and the sparse inputs, each timed
-    side by side with a numpy copy (one thread) of its own number of bytes."""
+    Every dense dtype x order x thread count and (unless not `sparse`) the
+    sparse inputs, each timed side by side with a numpy copy (one thread) of
+    its own number of bytes."""
     rows = []
 
     def measure(name, nbytes, fn, *args):
@@ -94,6 +95,8 @@ def run(X, repeats, log):
         )
     )
     del counts16
+    if not sparse:
+        return rows
 
     variants = {
         "CSR float64, int32 indices": X,
@@ -182,10 +185,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8192 x 512 instead of 65536 x 1024")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dense", action="store_true", help="dense inputs only (no sparse rows)")
     args = parser.parse_args()
     shape = (8192, 512) if args.quick else (65536, 1024)
     X = low_rank_counts(*shape, 4, 0.1, seed=0)
     print(f"counts {shape}, {X.nnz / (shape[0] * shape[1]):.1%} nonzero", file=sys.stderr)
     print("| input | GB/s | memcpy GB/s | fraction of memcpy |\n|---|---|---|---|")
-    for name, rate, copy, ratio in run(X, args.repeats, lambda m: print(m, file=sys.stderr)):
+
+    def log(message):
+        print(message, file=sys.stderr)
+
+    for name, rate, copy, ratio in run(X, args.repeats, log, sparse=not args.dense):
         print(f"| {name} | {rate:.2f} | {copy:.2f} | {ratio:.2f} |")

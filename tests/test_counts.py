@@ -1,5 +1,11 @@
 """Conversion of user counts into the working format, against scipy's own CSR."""
 
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -100,6 +106,19 @@ def test_dense_invalid_values_raise(bad, dtype, order):
     # the compiled scan finds it; the message names the parameter, the kind and the index
     with pytest.raises(ValueError, match=r"counts contains (negative|NaN|inf).*\(13, 66\)"):
         to_counts(np.asarray(X, order=order), name="counts")
+
+
+@pytest.mark.parametrize(
+    ("bad", "dtype"), [(-1, np.int64), (np.nan, np.float32), (-0.5, np.float64)]
+)
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("at", [(0, 0), (5, 3), (40, 31), (69, 40), (69, 69)])
+def test_dense_invalid_values_raise_anywhere(bad, dtype, order, at):
+    # Inside the 32-value vector blocks of either order, and in their remainders.
+    X = patterned_counts(70, 70, seed=1).astype(dtype)
+    X[at] = bad
+    with pytest.raises(ValueError, match=rf"counts contains (negative|NaN).*\({at[0]}, {at[1]}\)"):
+        to_counts(np.asarray(X, order=order), name="counts", n_threads=2)
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
@@ -247,3 +266,84 @@ def test_dense_int64_just_above_2_53_raises(order):
     X[299, 69] = 2**53 + 1
     with pytest.raises(ValueError, match=r"counts holds counts up to 9007199254740993 > 2\*\*53"):
         to_counts(np.asarray(X, order=order), name="counts")
+
+
+def patterned_counts(n_rows, n_cols, seed):
+    """Rows of every kind the kernels treat apart: sparse, empty, full, ending
+    with a nonzero, mostly nonzero."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 200, (n_rows, n_cols)) * (rng.random((n_rows, n_cols)) < 0.15)
+    counts[1::5] = 0
+    counts[2::5] = rng.integers(1, 200, counts[2::5].shape)
+    counts[3::5, -1] = 7
+    counts[4::5] = rng.integers(1, 200, counts[4::5].shape) * (
+        rng.random(counts[4::5].shape) < 0.7
+    )
+    return counts.astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", DENSE_DTYPES)
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_dense_row_lengths_and_row_kinds_match_scipy(dtype, order, n_threads):
+    # Row lengths around the 8-, 32- and 64-value groups of the kernels; 300 rows
+    # span several column-major tiles with a remainder.
+    for n_cols in (1, 7, 9, 31, 32, 33, 63, 64, 65, 100):
+        reference = patterned_counts(300, n_cols, seed=n_cols)
+        counts = to_counts(np.asarray(reference.astype(dtype), order=order), n_threads=n_threads)
+        if np.count_nonzero(reference) < 0.5 * reference.size:
+            assert_matches_scipy(counts, reference)
+        else:
+            np.testing.assert_array_equal(counts.dense, reference)
+
+
+def _csr_in_child(kernels):
+    """dense_scan + dense_fill of varied inputs in a child process with PSNMF_KERNELS
+    set (the kernels are chosen once per process)."""
+    code = f"""
+import sys
+import numpy as np
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_counts import patterned_counts
+from psnmf import _core
+arrays = {{"kernels": np.array(_core.convert_kernels())}}
+for dtype in {[np.dtype(d).name for d in DENSE_DTYPES]!r}:
+    for n_rows, n_cols in ((300, 65), (2100, 33), (97, 1)):
+        x = patterned_counts(n_rows, n_cols, seed=n_cols)
+        if dtype == "uint32":
+            x[::3, ::4] *= 2**23  # above 2**31: the scalar fallback of the vector fill
+        if dtype == "int64":
+            x[::3, ::4] *= 2**33
+        if dtype in ("float32", "float64"):
+            x = x / 10  # values that round in float32
+        x = x.astype(dtype)
+        for order in "CF":
+            a = np.asarray(x, order=order)
+            for n_threads in (1, 2):
+                indptr, nnz, high = _core.dense_scan(a, n_threads=n_threads)
+                for double_values in (False, True):
+                    indices, values = _core.dense_fill(a, indptr, double_values, n_threads)
+                    key = f"{{dtype}}-{{n_rows}}-{{order}}-{{n_threads}}-{{double_values}}"
+                    arrays[key + "-indptr"] = indptr
+                    arrays[key + "-indices"] = indices
+                    arrays[key + "-values"] = values
+                    arrays[key + "-max"] = np.array(high)
+np.savez(sys.stdout.buffer, **arrays)
+"""
+    env = dict(os.environ, PSNMF_KERNELS=kernels)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
+    return np.load(io.BytesIO(out.stdout))
+
+
+def test_vectorised_and_portable_conversion_agree_bitwise():
+    portable = _csr_in_child("portable")
+    default = _csr_in_child("default")
+    assert str(portable["kernels"]) == "portable"
+    assert str(default["kernels"]) in ("avx2", "portable")
+    assert sorted(portable.files) == sorted(default.files)
+    for key in portable.files:
+        if key == "kernels":
+            continue
+        a, b = portable[key], default[key]
+        assert a.dtype == b.dtype and a.shape == b.shape, key
+        assert a.tobytes() == b.tobytes(), key

@@ -18,6 +18,10 @@ PYBIND11_MODULE(_core, m) {
       "row_kernels", [] { return psnmf::detail::use_avx_fma_kernels() ? "avx_fma" : "portable"; },
       "Instruction set of the MU row kernels chosen for this CPU (PSNMF_KERNELS=portable forces "
       "the baseline).");
+  m.def(
+      "convert_kernels", [] { return psnmf::detail::use_avx2_kernels() ? "avx2" : "portable"; },
+      "Instruction set of the dense -> CSR conversion kernels chosen for this CPU "
+      "(PSNMF_KERNELS=portable forces the baseline).");
   psnmf::bindings::bind_binning(m);
   psnmf::bindings::bind_chunked(m);
   psnmf::bindings::bind_convert(m);

@@ -2,12 +2,15 @@
 //
 // Two passes, each reading the input once at memory speed: the scan counts the
 // nonzeros of each row and validates the values (vectorised count and range
-// reductions), the fill copies the nonzeros. The fill walks a bit mask of the
-// nonzeros of each run of 64 values (SSE2 compare + movemask on x86-64), so the
-// work per zero is a fraction of a cycle and an all-zero run costs one test.
-// Fortran-ordered input is read column by column over blocks of rows: each
-// column segment is a contiguous run of a few KiB, so the reads stream and no
-// transposed copy is made.
+// reductions), the fill copies the nonzeros. Two variants of both, giving the
+// same CSR bit for bit:
+// - portable (this file): the fill walks a bit mask of the nonzeros of each run
+//   of 64 values (SSE2 compare + movemask on x86-64), one iteration per nonzero.
+//   Fortran-ordered input is read column by column over blocks of rows: each
+//   column segment is a contiguous run of a few KiB, so the reads stream.
+// - AVX2 (convert_avx2.hpp), chosen at run time when the CPU has it: a
+//   branch-free left-pack fill, and for Fortran order a transpose of each block
+//   of rows into a small per-thread scratch (never the whole matrix).
 #include "psnmf/convert.hpp"
 
 #include <algorithm>
@@ -18,8 +21,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_features.hpp"
 #include "nonzero_mask.hpp"
 #include "parallel.hpp"
+#if PSNMF_HAVE_AVX2_KERNELS
+#include "convert_avx2.hpp"
+#endif
 
 namespace psnmf {
 
@@ -83,15 +90,36 @@ std::int64_t scan_row(const In *row, std::int64_t n_cols, ValueRange<In> &range)
   return count;
 }
 
+// Contiguous chunks of rows for the row-major passes: a few per thread, each
+// handled by one thread from start to end (the AVX2 fill needs the chunk's end
+// as the limit of its stores).
+struct RowChunks {
+  std::int64_t n_rows, n_chunks;
+  RowChunks(std::int64_t rows, int threads)
+      : n_rows(rows), n_chunks(std::min<std::int64_t>(rows, 4 * std::int64_t(threads))) {}
+  std::int64_t begin(std::int64_t c) const { return c * n_rows / n_chunks; }
+  std::int64_t end(std::int64_t c) const { return (c + 1) * n_rows / n_chunks; }
+};
+
 template <class In>
 void scan_rows(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t *counts,
                int threads, ValueRange<In> *ranges) {
+  const RowChunks chunks(n_rows, threads);
+  [[maybe_unused]] const bool avx2 = detail::use_avx2_kernels();
 #pragma omp parallel num_threads(threads)
   {
     ValueRange<In> range;
 #pragma omp for schedule(static)
-    for (std::int64_t i = 0; i < n_rows; ++i)
-      counts[i] = scan_row(dense + i * n_cols, n_cols, range);
+    for (std::int64_t c = 0; c < chunks.n_chunks; ++c) {
+#if PSNMF_HAVE_AVX2_KERNELS
+      if (avx2) {
+        detail::avx2::scan_rows(dense, chunks.begin(c), chunks.end(c), n_cols, counts, range);
+        continue;
+      }
+#endif
+      for (std::int64_t i = chunks.begin(c); i < chunks.end(c); ++i)
+        counts[i] = scan_row(dense + i * n_cols, n_cols, range);
+    }
     ranges[detail::thread_index()] = range;
   }
 }
@@ -198,6 +226,48 @@ void fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
   }
 }
 
+#if PSNMF_HAVE_AVX2_KERNELS
+// Column-major passes with the AVX2 kernels: blocks of rows, chunks of whole blocks, a few per
+// thread. The fill transposes each block into a per-thread scratch (block x n_cols) and fills from
+// there.
+template <class In>
+void scan_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
+                       std::int64_t *counts, int threads, ValueRange<In> *ranges) {
+  const std::int64_t block = detail::avx2::scan_block_rows<In>(n_rows, threads);
+  const std::int64_t n_blocks = (n_rows + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    ValueRange<In> range;
+    std::vector<detail::avx2::Counter<In>> zeros(static_cast<std::size_t>(block));
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      const std::int64_t r0 = b * block;
+      detail::avx2::scan_columns(dense, n_rows, n_cols, r0, std::min(block, n_rows - r0),
+                                 counts + r0, zeros.data(), range);
+    }
+    ranges[detail::thread_index()] = range;
+  }
+}
+
+template <class In, class Value>
+void fill_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
+                       const std::int64_t *indptr, std::int32_t *indices, Value *values,
+                       int threads) {
+  const std::int64_t block = detail::avx2::block_rows<In>(n_rows, n_cols, threads);
+  const RowChunks chunks((n_rows + block - 1) / block, threads);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<In> scratch(
+        static_cast<std::size_t>(block * detail::avx2::scratch_stride<In>(n_cols)));
+#pragma omp for schedule(static)
+    for (std::int64_t c = 0; c < chunks.n_chunks; ++c)
+      detail::avx2::fill_columns(dense, n_rows, n_cols, block, chunks.begin(c) * block,
+                                 std::min(n_rows, chunks.end(c) * block), indptr, indices, values,
+                                 scratch.data());
+  }
+}
+#endif
+
 } // namespace
 
 template <class In>
@@ -212,6 +282,10 @@ std::int64_t csr_row_offsets(const In *dense, std::int64_t n_rows, std::int64_t 
   // Row counts go to indptr[1..n_rows], then become offsets by a prefix sum.
   if (order == DenseOrder::row_major)
     scan_rows(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
+#if PSNMF_HAVE_AVX2_KERNELS
+  else if (detail::use_avx2_kernels())
+    scan_columns_avx2(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
+#endif
   else
     scan_columns(dense, n_rows, n_cols, indptr + 1, threads, ranges.data());
   ValueRange<In> range;
@@ -242,13 +316,30 @@ void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const s
   if (!dense || !indptr || (indptr[n_rows] > 0 && (!indices || !values)))
     throw std::invalid_argument("counts: null buffer");
   const int threads = detail::resolve_threads(n_threads);
+  [[maybe_unused]] const bool avx2 = detail::use_avx2_kernels();
   if (order == DenseOrder::column_major) {
+#if PSNMF_HAVE_AVX2_KERNELS
+    if (avx2) {
+      fill_columns_avx2(dense, n_rows, n_cols, indptr, indices, values, threads);
+      return;
+    }
+#endif
     fill_columns(dense, n_rows, n_cols, indptr, indices, values, threads);
     return;
   }
+  const RowChunks chunks(n_rows, threads);
 #pragma omp parallel for schedule(static) num_threads(threads)
-  for (std::int64_t i = 0; i < n_rows; ++i)
-    fill_row(dense + i * n_cols, n_cols, indptr[i], indices, values);
+  for (std::int64_t c = 0; c < chunks.n_chunks; ++c) {
+#if PSNMF_HAVE_AVX2_KERNELS
+    if (avx2) {
+      detail::avx2::fill_rows(dense, chunks.begin(c), chunks.end(c), n_cols, indptr, indices,
+                              values);
+      continue;
+    }
+#endif
+    for (std::int64_t i = chunks.begin(c); i < chunks.end(c); ++i)
+      fill_row(dense + i * n_cols, n_cols, indptr[i], indices, values);
+  }
 }
 
 #define PSNMF_CONVERT(IN)                                                                          \

@@ -2,7 +2,8 @@
 //
 // Wheels are built for the baseline ISA (x86-64: SSE2), which has no fused
 // multiply-add and only 2-wide double vectors. The row kernels are therefore
-// also compiled for AVX + FMA and chosen at run time when the CPU has them.
+// also compiled for AVX + FMA, and the dense conversion for AVX2, and chosen at
+// run time when the CPU has them.
 #pragma once
 
 #include <cstdlib>
@@ -11,6 +12,13 @@
 #define PSNMF_HAVE_AVX_FMA_KERNELS 1
 #else
 #define PSNMF_HAVE_AVX_FMA_KERNELS 0
+#endif
+// The AVX2 conversion kernels are compiled where the AVX + FMA ones are (and not
+// with -DPSNMF_NO_SIMD, which tests the portable code alone).
+#if PSNMF_HAVE_AVX_FMA_KERNELS && !defined(PSNMF_NO_SIMD)
+#define PSNMF_HAVE_AVX2_KERNELS 1
+#else
+#define PSNMF_HAVE_AVX2_KERNELS 0
 #endif
 
 namespace psnmf::detail {
@@ -25,6 +33,22 @@ inline bool use_avx_fma_kernels() {
       return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma");
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
+/// True when the AVX2 conversion kernels may run (same rules as above).
+inline bool use_avx2_kernels() {
+#if PSNMF_HAVE_AVX2_KERNELS
+  static const bool use = [] {
+    const char *choice = std::getenv("PSNMF_KERNELS");
+    if (choice && choice[0] == 'p')
+      return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
   }();
   return use;
 #else

@@ -214,6 +214,131 @@ void test_large_maximum() {
   }
 }
 
+// Every path of both kernel variants (ctest runs this file with the default
+// kernels and with PSNMF_KERNELS=portable): row lengths around the 8-, 32- and
+// 64-value groups, all-zero and all-nonzero rows, rows ending with nonzeros,
+// column-major blocks and tiles with remainders, several chunks per thread, and
+// values the vector conversion does not take (uint32 >= 2**31, int64 >= 2**31,
+// doubles that round or underflow in float32), against a plain loop.
+template <class In> In special_value(std::int64_t i, std::int64_t j) {
+  if constexpr (std::is_same_v<In, std::uint32_t>)
+    return (i + j) % 13 == 0 ? In(2147483648u + std::uint32_t(j)) : In(1 + (i * 7 + j) % 200);
+  else if constexpr (std::is_same_v<In, std::int64_t>)
+    return (i + j) % 13 == 0 ? In((std::int64_t(1) << 31) + j) : In(1 + (i * 7 + j) % 200);
+  else if constexpr (std::is_same_v<In, double>)
+    return (i + j) % 5 == 0 ? 1e-300 : 0.1 * double(1 + (i * 7 + j) % 200);
+  else if constexpr (std::is_same_v<In, float>)
+    return 0.1f * float(1 + (i * 7 + j) % 200);
+  else
+    return In(1 + (i * 7 + j) % 200);
+}
+
+template <class In> std::vector<In> patterned(std::int64_t rows, std::int64_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<In> dense(static_cast<std::size_t>(rows * cols), In(0));
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const int kind = int(i % 5); // 0: sparse, 1: empty, 2: full, 3: ends with a nonzero, 4: dense
+      const bool nonzero = kind == 2 || (kind == 3 && j == cols - 1) ||
+                           (kind != 1 && unit(rng) < (kind == 4 ? 0.7 : 0.15));
+      if (nonzero)
+        dense[i * cols + j] = special_value<In>(i, j);
+      else if (std::is_floating_point_v<In> && unit(rng) < 0.1)
+        dense[i * cols + j] = In(-0.0); // a zero
+    }
+  return dense;
+}
+
+template <class In, class Value>
+void check_matches_loop(const std::vector<In> &rows_first, std::int64_t rows, std::int64_t cols,
+                        std::vector<int> thread_counts) {
+  std::vector<std::int64_t> expected_indptr = {0};
+  std::vector<std::int32_t> expected_indices;
+  std::vector<Value> expected_values;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j)
+      if (const In v = rows_first[i * cols + j]; v != In(0)) {
+        expected_indices.push_back(static_cast<std::int32_t>(j));
+        expected_values.push_back(static_cast<Value>(v));
+      }
+    expected_indptr.push_back(static_cast<std::int64_t>(expected_indices.size()));
+  }
+  std::vector<In> columns_first(rows_first.size());
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j)
+      columns_first[j * rows + i] = rows_first[i * cols + j];
+  for (auto order : {DenseOrder::row_major, DenseOrder::column_major}) {
+    const In *dense = order == DenseOrder::row_major ? rows_first.data() : columns_first.data();
+    for (int threads : thread_counts) {
+      std::vector<std::int64_t> indptr(rows + 1, -1);
+      CHECK_EQ(psnmf::csr_row_offsets(dense, rows, cols, indptr.data(), threads, order),
+               expected_indptr.back());
+      CHECK(indptr == expected_indptr);
+      // Exactly sized: ASan reports any store past the last nonzero.
+      std::vector<std::int32_t> indices(expected_indices.size(), -1);
+      std::vector<Value> values(expected_values.size(), Value(-1));
+      psnmf::fill_csr(dense, rows, cols, indptr.data(), indices.data(), values.data(), threads,
+                      order);
+      CHECK(indices == expected_indices);
+      CHECK(values == expected_values);
+    }
+  }
+}
+
+template <class In> void check_shapes() {
+  unsigned seed = 1;
+  for (std::int64_t rows : {1, 37, 300})
+    for (std::int64_t cols : {1, 7, 9, 31, 32, 33, 63, 64, 65, 100, 257}) {
+      const std::vector<In> dense = patterned<In>(rows, cols, seed++);
+      check_matches_loop<In, float>(dense, rows, cols, {1, 2});
+      check_matches_loop<In, double>(dense, rows, cols, {2});
+    }
+  // Several column-major blocks (512 bytes of a column each) and row chunks per thread.
+  const std::int64_t rows = 5000, cols = 45;
+  const std::vector<In> dense = patterned<In>(rows, cols, 99);
+  check_matches_loop<In, float>(dense, rows, cols, {1, 2, 3});
+  check_matches_loop<In, double>(dense, rows, cols, {1, 3});
+}
+
+void test_every_kernel_path() {
+  check_shapes<std::uint8_t>();
+  check_shapes<std::uint16_t>();
+  check_shapes<std::uint32_t>();
+  check_shapes<std::int32_t>();
+  check_shapes<std::int64_t>();
+  check_shapes<float>();
+  check_shapes<double>();
+}
+
+// A bad value anywhere (inside the 32-value vector blocks or in a remainder)
+// is found in both orders.
+template <class In> void check_rejects_everywhere(In bad) {
+  const std::int64_t rows = 70, cols = 70;
+  for (std::int64_t at :
+       {std::int64_t(0), 5 * cols + 3, 40 * cols + 66, 69 * cols + 40, rows * cols - 1}) {
+    std::vector<In> dense = patterned<In>(rows, cols, 3);
+    dense[static_cast<std::size_t>(at)] = bad;
+    std::vector<std::int64_t> indptr(rows + 1);
+    for (auto order : {DenseOrder::row_major, DenseOrder::column_major})
+      for (int threads : {1, 2})
+        CHECK_THROWS(
+            psnmf::csr_row_offsets(dense.data(), rows, cols, indptr.data(), threads, order),
+            std::invalid_argument);
+  }
+}
+
+void test_invalid_values_in_vector_blocks() {
+  check_rejects_everywhere<std::int32_t>(-1);
+  check_rejects_everywhere<std::int64_t>(-(std::int64_t(1) << 40));
+  check_rejects_everywhere<float>(-0.5f);
+  check_rejects_everywhere<float>(std::numeric_limits<float>::quiet_NaN());
+  check_rejects_everywhere<float>(std::numeric_limits<float>::infinity());
+  check_rejects_everywhere<double>(-1e-300);
+  check_rejects_everywhere<double>(std::numeric_limits<double>::quiet_NaN());
+  check_rejects_everywhere<double>(std::numeric_limits<double>::infinity());
+}
+
 } // namespace
 
 int main() {
@@ -223,5 +348,7 @@ int main() {
   RUN(test_invalid_values);
   RUN(test_against_loop);
   RUN(test_large_maximum);
+  RUN(test_every_kernel_path);
+  RUN(test_invalid_values_in_vector_blocks);
   return psnmf_test::finish("convert");
 }
