@@ -16,9 +16,18 @@ namespace PSNMF_ROWS_NS {
 template <int K> PSNMF_ROWS_TARGET inline double model_at(const double *w, const double *h, int k) {
   if constexpr (K > 0)
     k = K;
+#if PSNMF_ROWS_SIMD4
+  // Fused as the vector rows are (w0 h0, then one FMA per component), in any
+  // build: with -O0 the compiler would not contract a * b + c, and the losses
+  // of the two would differ in the last bit.
+  double lambda = w[0] * h[0];
+  for (int q = 1; q < k; ++q)
+    lambda = std::fma(w[q], h[q], lambda);
+#else
   double lambda = 0.0;
   for (int q = 0; q < k; ++q)
     lambda += w[q] * h[q];
+#endif
   return lambda < kModelFloor ? kModelFloor : lambda;
 }
 
