@@ -176,10 +176,11 @@ private:
     return c >= 0 && c < n && v >= 0.0 && std::isfinite(v);
   }
 
-  template <class Value>
-  bool add_sparse(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy, std::int64_t fx,
-                  std::int64_t by, std::int64_t bx, std::int64_t row) {
-    clear_touched();
+  /// Calls add(channel, value) for each valid entry of block (by, bx), in
+  /// storage order; false if an entry is invalid (it is skipped).
+  template <class Value, class Add>
+  static bool for_each_entry(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy,
+                             std::int64_t fx, std::int64_t by, std::int64_t bx, Add &&add) {
     bool valid = true;
     for (std::int64_t dy = 0; dy < fy; ++dy) {
       const std::int64_t first = (by * fy + dy) * nx + bx * fx;
@@ -190,17 +191,26 @@ private:
           valid = false;
           continue;
         }
-        if (v == 0.0)
-          continue; // a stored zero adds nothing and is not stored
-        if (stamp_[c] != row) {
-          stamp_[c] = row;
-          sum_[c] = 0.0;
-          touched_.push_back(c);
-        }
-        sum_[c] += v;
+        add(c, v);
       }
     }
     return valid;
+  }
+
+  template <class Value>
+  bool add_sparse(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy, std::int64_t fx,
+                  std::int64_t by, std::int64_t bx, std::int64_t row) {
+    clear_touched();
+    return for_each_entry(counts, nx, fy, fx, by, bx, [&](std::int32_t c, double v) {
+      if (v == 0.0)
+        return; // a stored zero adds nothing and is not stored
+      if (stamp_[c] != row) {
+        stamp_[c] = row;
+        sum_[c] = 0.0;
+        touched_.push_back(c);
+      }
+      sum_[c] += v;
+    });
   }
 
   // Keeps the accumulator all-zero outside the current sparse block: the
@@ -215,20 +225,9 @@ private:
   bool add_dense(const CsrView<Value> &counts, std::int64_t nx, std::int64_t fy, std::int64_t fx,
                  std::int64_t by, std::int64_t bx) {
     clear_touched();
-    bool valid = true;
-    for (std::int64_t dy = 0; dy < fy; ++dy) {
-      const std::int64_t first = (by * fy + dy) * nx + bx * fx;
-      for (std::int64_t p = counts.indptr[first]; p < counts.indptr[first + fx]; ++p) {
-        const std::int32_t c = counts.indices[p];
-        const double v = static_cast<double>(counts.values[p]);
-        if (!valid_entry(c, v, counts.n_cols)) {
-          valid = false;
-          continue;
-        }
-        sum_[c] += v; // a stored zero adds nothing, and a zero sum is not stored
-      }
-    }
-    return valid;
+    // A stored zero adds nothing, and a zero sum is not stored.
+    return for_each_entry(counts, nx, fy, fx, by, bx,
+                          [&](std::int32_t c, double v) { sum_[c] += v; });
   }
 
   std::vector<std::int64_t> stamp_;
