@@ -23,14 +23,18 @@
 
 namespace psnmf::detail {
 
+/// PSNMF_KERNELS=portable (any value starting with 'p') forces the baseline
+/// kernels everywhere, to compare or debug the variants.
+inline bool portable_forced() {
+  const char *choice = std::getenv("PSNMF_KERNELS");
+  return choice && choice[0] == 'p';
+}
+
 /// True when the AVX + FMA kernels may run: the CPU and the OS support them,
-/// and PSNMF_KERNELS=portable is not set (to compare or debug the variants).
+/// and the portable ones are not forced.
 inline bool use_avx_fma_kernels() {
 #if PSNMF_HAVE_AVX_FMA_KERNELS
-  static const bool use = [] {
-    const char *choice = std::getenv("PSNMF_KERNELS");
-    if (choice && choice[0] == 'p')
-      return false;
+  static const bool use = !portable_forced() && [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma");
   }();
@@ -43,10 +47,7 @@ inline bool use_avx_fma_kernels() {
 /// True when the AVX2 conversion kernels may run (same rules as above).
 inline bool use_avx2_kernels() {
 #if PSNMF_HAVE_AVX2_KERNELS
-  static const bool use = [] {
-    const char *choice = std::getenv("PSNMF_KERNELS");
-    if (choice && choice[0] == 'p')
-      return false;
+  static const bool use = !portable_forced() && [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
   }();
