@@ -15,9 +15,14 @@ PYBIND11_MODULE(_core, m) {
       "max_threads", [] { return psnmf::detail::resolve_threads(0); },
       "Threads used when n_threads is not given (OpenMP default, honours OMP_NUM_THREADS).");
   m.def(
-      "row_kernels", [] { return psnmf::detail::use_avx_fma_kernels() ? "avx_fma" : "portable"; },
+      "row_kernels",
+      [] {
+        if (psnmf::detail::use_avx512_kernels())
+          return "avx512";
+        return psnmf::detail::use_avx_fma_kernels() ? "avx_fma" : "portable";
+      },
       "Instruction set of the MU row kernels chosen for this CPU (PSNMF_KERNELS=portable forces "
-      "the baseline).");
+      "the baseline, PSNMF_KERNELS=avx_fma caps them at AVX + FMA).");
   m.def(
       "convert_kernels", [] { return psnmf::detail::use_avx2_kernels() ? "avx2" : "portable"; },
       "Instruction set of the dense -> CSR conversion kernels chosen for this CPU "

@@ -2,8 +2,8 @@
 //
 // Wheels are built for the baseline ISA (x86-64: SSE2), which has no fused
 // multiply-add and only 2-wide double vectors. The row kernels are therefore
-// also compiled for AVX + FMA, and the dense conversion for AVX2, and chosen at
-// run time when the CPU has them.
+// also compiled for AVX + FMA and for AVX-512, and the dense conversion for
+// AVX2, and chosen at run time when the CPU has them.
 #pragma once
 
 #include <cstdlib>
@@ -20,6 +20,12 @@
 #else
 #define PSNMF_HAVE_AVX2_KERNELS 0
 #endif
+// Likewise the AVX-512 row kernels.
+#if PSNMF_HAVE_AVX_FMA_KERNELS && !defined(PSNMF_NO_SIMD)
+#define PSNMF_HAVE_AVX512_KERNELS 1
+#else
+#define PSNMF_HAVE_AVX512_KERNELS 0
+#endif
 
 namespace psnmf::detail {
 
@@ -30,6 +36,13 @@ inline bool portable_forced() {
   return choice && choice[0] == 'p';
 }
 
+/// PSNMF_KERNELS=avx_fma (any value starting with 'a') caps the row kernels at
+/// AVX + FMA on CPUs that have AVX-512.
+inline bool avx_fma_forced() {
+  const char *choice = std::getenv("PSNMF_KERNELS");
+  return choice && choice[0] == 'a';
+}
+
 /// True when the AVX + FMA kernels may run: the CPU and the OS support them,
 /// and the portable ones are not forced.
 inline bool use_avx_fma_kernels() {
@@ -37,6 +50,21 @@ inline bool use_avx_fma_kernels() {
   static const bool use = !portable_forced() && [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma");
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
+/// True when the AVX-512 row kernels may run: AVX-512 F, VL and DQ on top of
+/// the AVX + FMA ones, and neither those nor the portable ones forced.
+inline bool use_avx512_kernels() {
+#if PSNMF_HAVE_AVX512_KERNELS
+  static const bool use = use_avx_fma_kernels() && !avx_fma_forced() && [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2");
   }();
   return use;
 #else

@@ -20,6 +20,9 @@
 #if PSNMF_HAVE_AVX_FMA_KERNELS
 #include "mu_rows_avx.hpp"
 #endif
+#if PSNMF_HAVE_AVX512_KERNELS
+#include "mu_rows_avx512.hpp"
+#endif
 #include "parallel.hpp"
 #include "psnmf/divergence.hpp"
 #include "row_access.hpp"
@@ -29,34 +32,54 @@ namespace psnmf::detail {
 /// Per-thread scratch of the row bodies.
 template <class Counts> struct RowBuffers {
   RowScratch<typename Counts::value_type> row;
-  std::vector<double> ratio;      ///< one value per stored entry of a row, + 4 (SIMD tail)
+  std::vector<double> ratio;      ///< one value per stored entry of a row, + 8 (SIMD tail)
   std::vector<double> numerator;  ///< k values
-  std::vector<double> transposed; ///< k values per stored entry of a row, + 4 (SIMD tail)
+  std::vector<double> transposed; ///< k values per stored entry of a row, + 8 (SIMD tail)
   RowBuffers(std::int64_t n_cols, int k)
-      : ratio(static_cast<std::size_t>(n_cols + 4)), numerator(static_cast<std::size_t>(k)),
-        transposed(static_cast<std::size_t>((n_cols + 4) * k)) {}
+      : ratio(static_cast<std::size_t>(n_cols + 8)), numerator(static_cast<std::size_t>(k)),
+        transposed(static_cast<std::size_t>((n_cols + 8) * k)) {}
 };
 
 #define PSNMF_ROWS_NS portable
 #define PSNMF_ROWS_TARGET
 #define PSNMF_ROWS_SIMD4 0
+#define PSNMF_ROWS_SIMD8 0
 #include "mu_rows.inl"
 #undef PSNMF_ROWS_NS
 #undef PSNMF_ROWS_TARGET
 #undef PSNMF_ROWS_SIMD4
+#undef PSNMF_ROWS_SIMD8
 
 #if PSNMF_HAVE_AVX_FMA_KERNELS
 #define PSNMF_ROWS_NS avx_fma
 #define PSNMF_ROWS_TARGET __attribute__((target("avx,fma")))
 #define PSNMF_ROWS_SIMD4 1
+#define PSNMF_ROWS_SIMD8 0
 #include "mu_rows.inl"
 #undef PSNMF_ROWS_NS
 #undef PSNMF_ROWS_TARGET
 #undef PSNMF_ROWS_SIMD4
+#undef PSNMF_ROWS_SIMD8
+#endif
+
+#if PSNMF_HAVE_AVX512_KERNELS
+#define PSNMF_ROWS_NS avx512
+#define PSNMF_ROWS_TARGET __attribute__((target("avx,fma,avx2,avx512f,avx512vl,avx512dq")))
+#define PSNMF_ROWS_SIMD4 1
+#define PSNMF_ROWS_SIMD8 1
+#include "mu_rows.inl"
+#undef PSNMF_ROWS_NS
+#undef PSNMF_ROWS_TARGET
+#undef PSNMF_ROWS_SIMD4
+#undef PSNMF_ROWS_SIMD8
 #endif
 
 /// Calls f(variant) with the row bodies this CPU should run (a type with static members).
 template <class F> decltype(auto) with_row_kernels(F &&f) {
+#if PSNMF_HAVE_AVX512_KERNELS
+  if (use_avx512_kernels())
+    return f(avx512::RowKernels{});
+#endif
 #if PSNMF_HAVE_AVX_FMA_KERNELS
   if (use_avx_fma_kernels())
     return f(avx_fma::RowKernels{});
