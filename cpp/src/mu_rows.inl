@@ -4,10 +4,10 @@
 // namespace and PSNMF_ROWS_TARGET the function attribute that selects the ISA
 // (empty for the portable build); PSNMF_ROWS_SIMD4 set to 1 routes k = 4, 8,
 // 12, 16 to the hand-vectorised rows of mu_rows_avx.hpp, and PSNMF_ROWS_SIMD8
-// set to 1 the fused rows of k = 4, 8 to the AVX-512 ones of mu_rows_avx512.hpp. Everything the inner
-// loops call is defined here, so that all of it is compiled for that ISA.
-// K > 0 fixes the number of components at compile time (unrolled, vectorised
-// over k); K == 0 handles any k at run time.
+// set to 1 the fused rows of k = 4, 8 to the AVX-512 ones of mu_rows_avx512.hpp. Everything the
+// inner loops call is defined here, so that all of it is compiled for that ISA. K > 0 fixes the
+// number of components at compile time (unrolled, vectorised over k); K == 0 handles any k at run
+// time.
 //
 // lambda = maps_i . spectra_j is evaluated only where x_ij > 0, floored at
 // kModelFloor; ratio = x / lambda.
