@@ -122,3 +122,102 @@ def cd_kl(X, W, H, n_iter, update_W=True, update_H=True):
                 _newton_coordinates(column, linear, X[nz, j], W[nz])
                 H[:, j] = column
     return W, H
+
+
+def _projected_newton_step(v, g, hessian):
+    """e = max(0, v + d) - v for the Newton step d on the free set; returns (e, g . e)."""
+    e = np.zeros_like(v)
+    free = (v > 0) | (g < 0)
+    if not free.any():
+        return e, 0.0
+    A = hessian[np.ix_(free, free)]
+    trace = np.trace(A)
+    if not trace > 0:
+        e[free] = np.where(g[free] > 0, -v[free], 0.0)
+        return e, float(g @ e)
+    A = A + 1e-10 * trace / free.sum() * np.eye(free.sum())
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        return e, 0.0
+    d = np.linalg.solve(L.T, np.linalg.solve(L, -g[free]))
+    e[free] = np.maximum(d, -v[free])
+    return e, float(g @ e)
+
+
+def _newton_statistics(v, x, partner, linear):
+    """lambda, MU numerator, gradient and Hessian of the KL objective in the factor
+    vector v (k,), whose counts x (n,) have partner vectors partner (n, k)."""
+    lam = np.maximum(partner @ v, EPS32)
+    numerator = partner.T @ (x / lam)
+    hessian = (partner * (x / lam**2)[:, None]).T @ partner
+    return lam, numerator, linear - numerator, hessian
+
+
+def _newton_row(w, x, partner, rowsum):
+    """A maps row's Newton step, tried at t = 1, 1/2, 1/4, 1/8 by the trapezoid
+    test phi'(0) + phi'(t) <= 0; else the MU step."""
+    lam, numerator, g, hessian = _newton_statistics(w, x, partner, rowsum)
+    e, slope = _projected_newton_step(w, g, hessian)
+    if slope < 0:
+        along = partner @ e
+        for t in 0.5 ** np.arange(4):
+            end_slope = e @ rowsum - np.sum(x * along / np.maximum(lam + t * along, EPS32))
+            if slope + end_slope <= 0:
+                return np.maximum(w + t * e, 0.0)
+    return w * numerator / np.where(rowsum == 0, EPS32, rowsum)
+
+
+def _curvature_growth(r):
+    """B(r): the double integral of (1 - r u)^-2 over 0 <= u <= s <= 1 (series near 0)."""
+    return 0.5 + r / 3 + r * r / 4 if r < 1e-4 else (-np.log1p(-r) / r - 1) / r
+
+
+def _newton_column(h, x, partner, colsum, guaranteed):
+    """A spectra column's Newton step: unless `guaranteed`, whole if the curvature
+    bound holds over the components it keeps (zeros set by it included); else at
+    the largest t in 1, 1/2, 1/4, 1/8 whose decrease the bound guarantees; else
+    the MU step."""
+    _, numerator, g, hessian = _newton_statistics(h, x, partner, colsum)
+    e, slope = _projected_newton_step(h, g, hessian)
+    if slope < 0:
+        falling = e < 0
+        rho = np.max(-e[falling] / h[falling]) if falling.any() else 0.0
+        kept = h + e > 0
+        falling_kept = falling & kept
+        rho_kept = np.max(-e[falling_kept] / h[falling_kept]) if falling_kept.any() else 0.0
+        quadratic = e @ hessian @ e
+        # The whole step, zeros included, if the bound holds over the kept components.
+        if not guaranteed and kept.any() and slope + quadratic * _curvature_growth(rho_kept) <= 0:
+            return np.maximum(h + e, 0.0)
+        for t in 0.5 ** np.arange(4):
+            r = t * rho
+            if r >= 1:
+                continue
+            if t * slope + t * t * quadratic * _curvature_growth(r) <= 0:
+                return np.maximum(h + t * e, 0.0)
+    safe = np.where(colsum == 0, 1.0, colsum)
+    return h * np.where(colsum == 0, 1.0, numerator / safe)
+
+
+def newton_kl(X, W, H, n_iter, warmup=10, guaranteed=5):
+    """solver="newton" on dense X: `warmup` MU iterations (mu_kl), then per
+    iteration a Newton step for every maps row, then for every spectra column at
+    the new maps (only guaranteed column steps in the first `guaranteed`). The
+    solver's checkpoints (a rise of the loss restores the last evaluated state)
+    are not modelled: compare only where the loss does not rise."""
+    X = np.asarray(X, dtype=np.float64)
+    W, H = mu_kl(X, W, H, min(n_iter, warmup))
+    W, H = W.copy(), H.copy()
+    for newton_iteration in range(max(0, n_iter - warmup)):
+        rowsum = H.sum(axis=1)
+        for i in range(X.shape[0]):
+            observed = X[i] > 0
+            W[i] = _newton_row(W[i], X[i, observed], H[:, observed].T, rowsum)
+        colsum = W.sum(axis=0)
+        for j in range(X.shape[1]):
+            observed = X[:, j] > 0
+            H[:, j] = _newton_column(
+                H[:, j], X[observed, j], W[observed], colsum, newton_iteration < guaranteed
+            )
+    return W, H

@@ -17,7 +17,14 @@ from sklearn.utils.estimator_checks import check_estimator
 from psnmf import PoissonNMF, _core
 from psnmf._counts import to_counts
 
-from reference import cd_kl, generalized_kl, low_rank_poisson, mu_kl, spectral_angles_deg
+from reference import (
+    cd_kl,
+    generalized_kl,
+    low_rank_poisson,
+    mu_kl,
+    newton_kl,
+    spectral_angles_deg,
+)
 
 
 @pytest.fixture(scope="module")
@@ -403,3 +410,111 @@ def test_cd_transform_matches_mu_transform(problem):
     W_cd = model.set_params(solver="cd", max_iter=200, tol=1e-12).transform(X)
     # Maps for fixed spectra solve a convex problem: both reach its optimum.
     np.testing.assert_allclose(W_cd, W_mu, rtol=0, atol=1e-3 * W_mu.max())
+
+
+# -- Newton ------------------------------------------------------------------------------------
+
+
+def fit_newton(X, W0, H0, n_iter, n_threads=1):
+    model = PoissonNMF(
+        W0.shape[1], init="custom", solver="newton", max_iter=n_iter, tol=0, n_threads=n_threads
+    )
+    W = model.fit_transform(X, W=W0, H=H0)
+    return model, W
+
+
+@pytest.mark.parametrize("kind", ["float64", "csr", "uint16"])
+@pytest.mark.parametrize("n_iter", [10, 11, 15])
+def test_newton_iterates_equal_numpy_reference(problem, kind, n_iter):
+    """10 MU iterations, then Newton: the warm-up alone, one Newton iteration, five."""
+    X, W0, H0 = problem
+    model, W = fit_newton(as_input(X, kind), W0, H0, n_iter)
+    W_ref, H_ref = newton_kl(X, W0, H0, n_iter)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-8, atol=1e-12 * W_ref.max())
+    np.testing.assert_allclose(model.components_, H_ref, rtol=1e-8, atol=1e-12 * H_ref.max())
+    assert model.reconstruction_err_ == pytest.approx(generalized_kl(X, W, model.components_))
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 6, 9])
+def test_newton_other_ranks_equal_numpy_reference(k):
+    """Zero-padded (k = 1, 2, 5, 6 on AVX) and generic (k = 9) rows."""
+    X, _, _ = low_rank_poisson(120, 48, 3, counts_per_pixel=80, seed=k)
+    rng = np.random.default_rng(k)
+    W0, H0 = rng.uniform(0.1, 1, (120, k)), rng.uniform(0.1, 1, (k, 48))
+    model, W = fit_newton(X, W0, H0, 14, n_threads=2)
+    W_ref, H_ref = newton_kl(X, W0, H0, 14)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-7, atol=1e-11 * W_ref.max())
+    np.testing.assert_allclose(model.components_, H_ref, rtol=1e-7, atol=1e-11 * H_ref.max())
+
+
+def test_newton_losses_never_increase_and_beat_mu(problem):
+    X, W0, H0 = problem
+    counts = to_counts(X)
+    W, H = W0.copy(), H0.copy()
+    report = _core.fit_poisson_nmf(
+        counts.core, X.shape[1], W, H, 60, 0.0, loss_every=1, solver="newton"
+    )
+    history = report["loss_history"]
+    assert len(history) == 61
+    assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
+    assert history[-1] == pytest.approx(generalized_kl(X, W, H), rel=1e-12)
+    mu, _ = fit_custom(X, W0, H0, 60)
+    assert history[-1] < mu.reconstruction_err_
+    long_mu, _ = fit_custom(X, W0, H0, 3000)
+    # The same stationary loss as MU, reached in far fewer iterations.
+    assert history[-1] == pytest.approx(long_mu.reconstruction_err_, rel=1e-4)
+
+
+def test_newton_threads_and_formats_give_bitwise_identical_results(problem):
+    X, W0, H0 = problem
+    results = [
+        fit_newton(as_input(X, kind), W0, H0, 18, n_threads)
+        for kind in ("float64", "csr", "csc")
+        for n_threads in (1, 2, 3)
+    ]
+    assert_all_bitwise_identical(results)
+
+
+def test_newton_transform_uses_mu(problem):
+    X, _, _ = problem
+    model = PoissonNMF(3, max_iter=40, tol=0, random_state=0, n_threads=1, solver="newton").fit(X)
+    W_newton = model.transform(X)
+    W_mu = model.set_params(solver="mu").transform(X)
+    assert np.array_equal(W_newton, W_mu)
+
+
+def test_newton_rejects_a_fixed_factor_and_too_many_components(problem):
+    X, W0, H0 = problem
+    counts = to_counts(X)
+    with pytest.raises(ValueError, match="newton"):
+        _core.fit_poisson_nmf(
+            counts.core,
+            X.shape[1],
+            W0.copy(),
+            H0.copy(),
+            5,
+            0.0,
+            update_spectra=False,
+            solver="newton",
+        )
+    rng = np.random.default_rng(0)
+    W, H = rng.uniform(0.1, 1, (X.shape[0], 65)), rng.uniform(0.1, 1, (65, X.shape[1]))
+    with pytest.raises(ValueError, match="64 components"):
+        _core.fit_poisson_nmf(counts.core, X.shape[1], W, H, 5, 0.0, solver="newton")
+
+
+def test_newton_checkpoints_undo_a_rise_of_the_loss():
+    """Very low counts (5 per pixel): some Newton iterations raise the loss. Each
+    rise restores the last evaluated state (the same loss is reported again), and
+    the fit goes on from there, never reporting an increase."""
+    X, _, _ = low_rank_poisson(60, 40, 3, counts_per_pixel=5, seed=10)
+    rng = np.random.default_rng(10)
+    W, H = rng.uniform(0.1, 2.0, (60, 3)), rng.uniform(0.1, 2.0, (3, 40))
+    counts = to_counts(X)
+    report = _core.fit_poisson_nmf(counts.core, 40, W, H, 60, 0.0, loss_every=1, solver="newton")
+    history = np.asarray(report["loss_history"])
+    repeated = np.flatnonzero(np.diff(history) == 0)
+    assert repeated.size > 0 and repeated[0] >= 10  # undone Newton iterations
+    assert np.all(np.diff(history) <= 0)
+    assert history[-1] < history[repeated[-1]]
+    assert history[-1] == pytest.approx(generalized_kl(X, W, H), rel=1e-12)

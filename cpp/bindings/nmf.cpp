@@ -26,8 +26,10 @@ py::dict fit(const py::object &counts, std::int64_t n_cols, Factors maps, Factor
     options.solver = Solver::mu;
   else if (solver == "cd")
     options.solver = Solver::cd;
+  else if (solver == "newton")
+    options.solver = Solver::newton;
   else
-    throw py::value_error("solver must be 'mu' or 'cd', got '" + solver + "'");
+    throw py::value_error("solver must be 'mu', 'cd' or 'newton', got '" + solver + "'");
   options.max_iter = max_iter;
   options.tol = tol;
   options.update_maps = update_maps;
@@ -82,7 +84,8 @@ void bind_nmf(py::module_ &m) {
         py::arg("spectra").noconvert(), py::arg("max_iter"), py::arg("tol"),
         py::arg("update_maps") = true, py::arg("update_spectra") = true, py::arg("n_threads") = 0,
         py::arg("callback") = py::none(), py::arg("loss_every") = 1, py::arg("solver") = "mu",
-        "KL updates (solver 'mu' or 'cd') of maps (n_rows, k) and spectra (k, n_cols) in place.");
+        "KL updates (solver 'mu', 'cd' or 'newton') of maps (n_rows, k) and spectra (k, n_cols) in "
+        "place.");
   m.def("kl_divergence", &divergence, py::arg("counts"), py::arg("n_cols"),
         py::arg("maps").noconvert(), py::arg("spectra").noconvert(), py::arg("n_threads") = 0,
         "Generalised KL divergence D(X || maps @ spectra), evaluated at the nonzeros of X.");

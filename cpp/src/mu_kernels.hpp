@@ -23,6 +23,7 @@
 #if PSNMF_HAVE_AVX512_KERNELS
 #include "mu_rows_avx512.hpp"
 #endif
+#include "newton_step.hpp"
 #include "parallel.hpp"
 #include "psnmf/divergence.hpp"
 #include "row_access.hpp"
@@ -32,12 +33,16 @@ namespace psnmf::detail {
 /// Per-thread scratch of the row bodies.
 template <class Counts> struct RowBuffers {
   RowScratch<typename Counts::value_type> row;
-  std::vector<double> ratio;      ///< one value per stored entry of a row, + 8 (SIMD tail)
-  std::vector<double> numerator;  ///< k values
-  std::vector<double> transposed; ///< k values per stored entry of a row, + 8 (SIMD tail)
+  std::vector<double> ratio;          ///< one value per stored entry of a row, + 8 (SIMD tail)
+  std::vector<double> numerator;      ///< k values
+  std::vector<double> transposed;     ///< k values per stored entry of a row, + 8 (SIMD tail)
+  std::vector<double> newton;         ///< newton_scratch_size(k) values
+  std::vector<double> newton_entries; ///< three values per stored entry of a row (+ 8)
   RowBuffers(std::int64_t n_cols, int k)
       : ratio(static_cast<std::size_t>(n_cols + 8)), numerator(static_cast<std::size_t>(k)),
-        transposed(static_cast<std::size_t>((n_cols + 8) * k)) {}
+        transposed(static_cast<std::size_t>((n_cols + 8) * k)),
+        newton(static_cast<std::size_t>(newton_scratch_size(k))), newton_entries(3 * ratio.size()) {
+  }
 };
 
 #define PSNMF_ROWS_NS portable

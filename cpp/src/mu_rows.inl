@@ -161,7 +161,9 @@ PSNMF_ROWS_TARGET inline double fused_row(const RowSpan<Value> &r, double *w,
   return loss;
 }
 
-/// The four row-range passes, as static members so the drivers can take the
+#include "newton_rows.inl"
+
+/// The row-range passes, as static members so the drivers can take the
 /// variant as a type.
 struct RowKernels {
   /// Sum over rows [begin, end) and x > 0 of x log(x / lambda).
@@ -222,6 +224,22 @@ struct RowKernels {
                            buf.ratio.data(), buf.numerator.data(), buf.transposed.data());
     }
     return loss;
+  }
+
+  /// Newton steps of maps rows [begin, end) (newton_row), their spectra
+  /// statistics into acc (n_cols, newton_stats_stride(k)).
+  template <int K, class Counts>
+  PSNMF_ROWS_TARGET static void
+  newton(const Counts &rows, std::int64_t begin, std::int64_t end, double *maps,
+         const double *spectra_t, const double *spectra_rowsum, const double *mu_denominator, int k,
+         double *colsum, double *acc, RowBuffers<Counts> &buf) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const auto r = rows.row(i, buf.row);
+      newton_row<K>(r, maps + i * k, spectra_t, spectra_rowsum, mu_denominator, k, colsum, acc,
+                    buf.ratio.data(), buf.newton_entries.data(),
+                    buf.newton_entries.data() + buf.ratio.size(),
+                    buf.newton_entries.data() + 2 * buf.ratio.size(), buf.newton.data());
+    }
   }
 };
 

@@ -17,7 +17,7 @@ from ._memory import check_allocation
 from ._validation import check_factor_matrix, check_n_components, clear_fitted
 
 _INITS = ("nndsvda", "random", "custom")
-_SOLVERS = ("mu", "cd")
+_SOLVERS = ("mu", "cd", "newton")
 _FITTED = (
     "components_",
     "n_iter_",
@@ -45,7 +45,7 @@ def run_updates(
     loss_every: int = LOSS_EVERY,
     solver: str = "mu",
 ) -> dict:
-    """Run KL updates (``solver`` "mu" or "cd") on float64 C-contiguous factors, in place.
+    """Run KL updates (``solver`` "mu", "cd" or "newton") on float64 C-contiguous factors, in place.
 
     Returns the core's report: ``n_iter``, ``converged``, ``loss_history`` and
     ``loss_iterations``: ``loss_history[t]`` is the loss after
@@ -97,7 +97,7 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         Number of components (phases), ``1 <= k <= min(n_pixels, n_channels)``.
     init : {"nndsvda", "random", "custom"}, default="nndsvda"
         Initialisation. "custom" takes ``W`` and ``H`` passed to ``fit_transform``.
-    solver : {"mu", "cd"}, default="mu"
+    solver : {"mu", "cd", "newton"}, default="mu"
         "mu": the multiplicative updates above (scikit-learn's iterates).
         "cd": cyclic coordinate descent (Hsieh & Dhillon, KDD 2011): each
         iteration sweeps every map entry, then every spectrum entry, with one
@@ -110,6 +110,21 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         but an iteration costs about 8 of the vectorised "mu" (bench/run.py,
         65536 x 1024, k = 4: "mu" reached scikit-learn's 200-iteration loss in
         0.6x the time of "cd"), so "mu" is the faster choice.
+        "newton": 10 "mu" iterations, then alternating projected Newton steps:
+        each iteration gives every map row one Newton step on its k values with
+        the spectra fixed (accepted by a trapezoid test on the derivative along
+        the step, halved up to 3 times, else the "mu" step), then every
+        spectrum column one Newton step with the maps fixed, from gradients and
+        curvatures gathered in the same pass over X (shortened until a bound on
+        the curvature guarantees a decrease; after the first 5 Newton iterations
+        taken whole where it sets entries to zero). Whenever the loss is
+        evaluated, a rise restores the last evaluated state and the safer
+        variants continue from there, so ``loss_history_`` never increases. An
+        iteration costs about 5 "mu" iterations, but near a minimum it converges
+        far faster: bench/bench_solvers.py, 65536 x 1024, k = 4, 2 threads,
+        scikit-learn's 200-iteration loss in 32 iterations, 2-3x less time than
+        "mu".
+        ``transform`` (spectra fixed) uses "mu". At most 64 components.
     max_iter : int, default=200
         Maximum number of iterations.
     tol : float, default=1e-4
@@ -335,7 +350,8 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             tol=self.tol,
             update_spectra=False,
             n_threads=n_threads,
-            solver=self.solver,
+            # "newton" alternates between both factors; with the spectra fixed, MU.
+            solver="mu" if self.solver == "newton" else self.solver,
         )
         return maps
 

@@ -1,0 +1,165 @@
+// The row body of the Newton solver, for one instruction set (included by
+// mu_rows.inl inside its variant namespace, which also supplies model_at).
+//
+// One maps row takes a projected Newton step with the spectra fixed
+// (newton_step.hpp), accepted at the largest t in 1, 1/2, 1/4, 1/8 that passes
+// the trapezoid test below; otherwise it takes the MU step, which never raises
+// the row's loss. The row then adds its share of the spectra columns' gradient and
+// curvature at its new values, while it is in cache.
+
+/// ratio = x / lambda and curvature = x / lambda^2 for the row's entries: one
+/// division each, in a loop of its own that the compiler vectorises.
+template <class Value>
+PSNMF_ROWS_TARGET inline void ratios_and_curvatures(const RowSpan<Value> &r, const double *lambda,
+                                                    double *ratio, double *curvature) {
+  for (std::int64_t p = 0; p < r.n; ++p) {
+    const double inverse = 1.0 / lambda[p];
+    ratio[p] = static_cast<double>(r.x[p]) * inverse;
+    curvature[p] = ratio[p] * inverse;
+  }
+}
+
+/// Newton step of one maps row w (k values), then its contribution to the
+/// spectra columns' statistics: for each of its entries (column j),
+/// acc[j * stride + q] += ratio * w_q (q < k) and the next packed_size(k)
+/// values += curvature * (w w^T packed), at the new w (stride =
+/// newton_stats_stride(k)). Adds the new w to colsum. `lambda`, `along`, `ratio`
+/// and `curvature` have room for the row's entries; `s` holds
+/// newton_scratch_size(k) doubles.
+///
+/// The test: along the step, phi(t) = f(w + t e) is convex; with phi'(0) < 0
+/// and phi'(t) measured, t is accepted when phi'(0) + phi'(t) <= 0, the
+/// trapezoid rule's estimate of phi(t) - phi(0) <= 0 (exact where phi is
+/// quadratic). Unlike phi'(t) <= 0 alone it keeps the Newton step whole when it
+/// lands just past the minimum along the step. It is an estimate: the solver's
+/// checkpoints (poisson_nmf.cpp) guard the loss.
+template <int K, class Value>
+PSNMF_ROWS_TARGET inline void newton_row(const RowSpan<Value> &r, double *w,
+                                         const double *spectra_t, const double *spectra_rowsum,
+                                         const double *mu_denominator, int k, double *colsum,
+                                         double *acc, double *lambda, double *along, double *ratio,
+                                         double *curvature, double *s) {
+  if constexpr (K > 0)
+    k = K;
+  constexpr int kTries = 4;
+  const int m = packed_size(k);
+  double *numerator = s, *hessian = s + k, *g = hessian + m, *e = g + k, *outer = e + k;
+  double *work = outer + k + m;
+  // Sums in locals when k is known at compile time: the compiler keeps them in
+  // registers (through the scratch pointers it would store every update).
+  constexpr int KL = K > 0 ? K : 1, ML = packed_size(KL);
+  double numerator_l[KL] = {}, hessian_l[ML] = {};
+  double *num_acc = K > 0 ? numerator_l : numerator, *hess_acc = K > 0 ? hessian_l : hessian;
+  for (int q = 0; q < k; ++q)
+    num_acc[q] = 0.0;
+  for (int i = 0; i < m; ++i)
+    hess_acc[i] = 0.0;
+  for (std::int64_t p = 0; p < r.n; ++p)
+    lambda[p] = model_at<K>(w, spectra_t + std::int64_t(r.cols[p]) * k, k);
+  ratios_and_curvatures(r, lambda, ratio, curvature);
+  for (std::int64_t p = 0; p < r.n; ++p) {
+    const double *h = spectra_t + std::int64_t(r.cols[p]) * k;
+    int at = 0;
+#pragma GCC unroll 16
+    for (int a = 0; a < k; ++a) {
+      num_acc[a] += ratio[p] * h[a];
+      const double ca = curvature[p] * h[a];
+#pragma GCC unroll 16
+      for (int b = a; b < k; ++b)
+        hess_acc[at++] += ca * h[b];
+    }
+  }
+  for (int q = 0; q < k; ++q)
+    numerator[q] = num_acc[q];
+  for (int i = 0; i < m; ++i)
+    hessian[i] = hess_acc[i];
+  for (int q = 0; q < k; ++q)
+    g[q] = spectra_rowsum[q] - numerator[q];
+  const double slope = projected_newton_step(w, g, hessian, k, work, e);
+  double t = 0.0;
+  if (slope < 0.0) {
+    double e_linear = 0.0;
+    for (int q = 0; q < k; ++q)
+      e_linear += e[q] * spectra_rowsum[q];
+    for (std::int64_t p = 0; p < r.n; ++p) {
+      const double *h = spectra_t + std::int64_t(r.cols[p]) * k;
+      double c = 0.0;
+      for (int q = 0; q < k; ++q)
+        c += e[q] * h[q];
+      along[p] = c;
+    }
+    double trial = 1.0;
+    for (int attempt = 0; attempt < kTries; ++attempt, trial *= 0.5) {
+      double sum = 0.0;
+      for (std::int64_t p = 0; p < r.n; ++p) {
+        const double l = lambda[p] + trial * along[p];
+        sum += static_cast<double>(r.x[p]) * along[p] / (l < kModelFloor ? kModelFloor : l);
+      }
+      if (slope + (e_linear - sum) <= 0.0) {
+        t = trial;
+        break;
+      }
+    }
+  }
+  if (t > 0.0) {
+    for (int q = 0; q < k; ++q) {
+      const double moved = w[q] + t * e[q];
+      w[q] = moved < 0.0 ? 0.0 : moved;
+    }
+    for (std::int64_t p = 0; p < r.n; ++p) {
+      const double l = lambda[p] + t * along[p];
+      lambda[p] = l < kModelFloor ? kModelFloor : l;
+    }
+  } else {
+    for (int q = 0; q < k; ++q)
+      w[q] *= numerator[q] / mu_denominator[q];
+    for (std::int64_t p = 0; p < r.n; ++p)
+      lambda[p] = model_at<K>(w, spectra_t + std::int64_t(r.cols[p]) * k, k);
+  }
+  // outer = (w, packed w w^T, zeros up to the stride): one vector loop per entry.
+  const int stride = newton_stats_stride(k);
+  int at = k;
+  for (int a = 0; a < k; ++a) {
+    outer[a] = w[a];
+    colsum[a] += w[a];
+    for (int b = a; b < k; ++b)
+      outer[at++] = w[a] * w[b];
+  }
+  for (; at < stride; ++at)
+    outer[at] = 0.0;
+  ratios_and_curvatures(r, lambda, ratio, curvature);
+  constexpr int SL = K > 0 ? newton_stats_stride(K) : 1;
+  double outer_l[SL]; // in registers (acc could alias the scratch, as far as the compiler knows)
+  for (int i = 0; i < SL; ++i)
+    outer_l[i] = outer[i < stride ? i : 0];
+  for (std::int64_t p = 0; p < r.n; ++p) {
+    const double ratio_p = ratio[p], curvature_p = curvature[p];
+    double *a = acc + std::int64_t(r.cols[p]) * stride;
+    if constexpr (K > 0) {
+      // Four values at a time (GCC vector extension: any ISA); the gradient
+      // part takes ratio, the curvature part curvature.
+      typedef double Vec4 __attribute__((vector_size(32)));
+#pragma GCC unroll 16
+      for (int i = 0; i < SL; i += 4) {
+        Vec4 sum, part;
+        __builtin_memcpy(&sum, a + i, sizeof sum);
+        __builtin_memcpy(&part, outer_l + i, sizeof part);
+        if (i + 4 <= K) {
+          sum += ratio_p * part;
+        } else if (i >= K) {
+          sum += curvature_p * part;
+        } else {
+          const Vec4 coef = {i < K ? ratio_p : curvature_p, i + 1 < K ? ratio_p : curvature_p,
+                             i + 2 < K ? ratio_p : curvature_p, i + 3 < K ? ratio_p : curvature_p};
+          sum += coef * part;
+        }
+        __builtin_memcpy(a + i, &sum, sizeof sum);
+      }
+    } else {
+      for (int q = 0; q < k; ++q)
+        a[q] += ratio_p * outer[q];
+      for (int i = k; i < stride; ++i)
+        a[i] += curvature_p * outer[i];
+    }
+  }
+}

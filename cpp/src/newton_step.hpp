@@ -1,0 +1,121 @@
+// The projected Newton step on the k values of one factor vector (a maps row or
+// a spectra column) for the KL objective with the other factor fixed.
+//
+// For v >= 0 the objective f(v) = v . s - sum_p x_p log(v . u_p) has gradient
+// g = s - sum_p (x_p / lambda_p) u_p and Hessian sum_p (x_p / lambda_p^2) u_p u_p^T.
+// The step solves the Newton system on the free set (v_q > 0 or g_q < 0: the
+// other coordinates sit at their bound with the gradient pushing outwards and
+// stay there) and is projected on v >= 0. Both solvers share it: the Newton
+// solver (newton_kernels.hpp) takes it for every row and column.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace psnmf::detail {
+
+/// Most components the Newton step handles (its free-set index is on the stack).
+inline constexpr int kMaxNewtonComponents = 64;
+
+/// Packed upper triangle of a symmetric k x k matrix, row by row: (a, b), a <= b.
+inline constexpr int packed_size(int k) {
+  return k * (k + 1) / 2;
+}
+
+/// Doubles per spectra column of the Newton statistics: k gradient values, the
+/// packed curvature, padded to a multiple of 4 (whole vectors).
+inline constexpr int newton_stats_stride(int k) {
+  return (k + packed_size(k) + 3) / 4 * 4;
+}
+
+/// Doubles of scratch the Newton row body (newton_rows.inl) needs for k components.
+inline constexpr int newton_scratch_size(int k) {
+  return 5 * k + packed_size(k) + newton_stats_stride(k) + k * k;
+}
+
+/// The projected Newton step e = max(0, v + d) - v (k values; 0 outside the
+/// free set). `hessian` is packed (packed_size(k) values); `work` holds k * k +
+/// 2 k doubles. Returns the directional derivative g . e: negative for a
+/// descent step, 0 when there is none (e = 0).
+///
+/// The free block is factored by Cholesky with a relative ridge of 1e-10 of its
+/// mean diagonal: rows or columns with fewer counts than components have a
+/// singular Hessian, and the ridge keeps the step finite (the projection and
+/// the callers' safeguards handle what is left).
+inline double projected_newton_step(const double *v, const double *g, const double *hessian, int k,
+                                    double *work, double *e) {
+  int free_index[kMaxNewtonComponents];
+  double *a = work;             // m x m, row-major, lower triangle used
+  double *b = work + k * k;     // right-hand side, then the solution
+  double *y = work + k * k + k; // forward-substitution result
+  int m = 0;
+  for (int q = 0; q < k; ++q) {
+    e[q] = 0.0;
+    if (v[q] > 0.0 || g[q] < 0.0)
+      free_index[m++] = q;
+  }
+  if (m == 0)
+    return 0.0;
+  double trace = 0.0;
+  for (int i = 0; i < m; ++i) {
+    const int qi = free_index[i];
+    for (int j = 0; j <= i; ++j) {
+      const int qj = free_index[j];
+      const int lo = qi < qj ? qi : qj, hi = qi < qj ? qj : qi;
+      a[i * m + j] = hessian[lo * k - lo * (lo - 1) / 2 + (hi - lo)];
+    }
+    trace += a[i * m + i];
+    b[i] = -g[qi];
+  }
+  if (!(trace > 0.0) || !std::isfinite(trace)) {
+    // Linear along the free coordinates (no counts): each goes to 0 if its
+    // gradient is positive (a negative gradient needs counts, so curvature).
+    double slope = 0.0;
+    for (int i = 0; i < m; ++i) {
+      const int q = free_index[i];
+      e[q] = g[q] > 0.0 ? -v[q] : 0.0;
+      slope += g[q] * e[q];
+    }
+    return slope;
+  }
+  const double ridge = 1e-10 * trace / m;
+  // Cholesky a = L L^T in place (lower triangle).
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j <= i; ++j) {
+      double s = a[i * m + j] + (i == j ? ridge : 0.0);
+      for (int c = 0; c < j; ++c)
+        s -= a[i * m + c] * a[j * m + c];
+      if (i == j) {
+        if (!(s > 0.0))
+          return 0.0; // not positive definite even with the ridge: no step
+        a[i * m + i] = std::sqrt(s);
+      } else {
+        a[i * m + j] = s / a[j * m + j];
+      }
+    }
+  }
+  for (int i = 0; i < m; ++i) {
+    double s = b[i];
+    for (int c = 0; c < i; ++c)
+      s -= a[i * m + c] * y[c];
+    y[i] = s / a[i * m + i];
+  }
+  for (int i = m - 1; i >= 0; --i) {
+    double s = y[i];
+    for (int c = i + 1; c < m; ++c)
+      s -= a[c * m + i] * b[c];
+    b[i] = s / a[i * m + i];
+  }
+  double slope = 0.0;
+  for (int i = 0; i < m; ++i) {
+    const int q = free_index[i];
+    const double d = b[i];
+    e[q] = d < -v[q] ? -v[q] : d;
+    if (!std::isfinite(e[q]))
+      e[q] = 0.0;
+    slope += g[q] * e[q];
+  }
+  return slope;
+}
+
+} // namespace psnmf::detail
