@@ -45,7 +45,7 @@ def run_updates(
     loss_every: int = LOSS_EVERY,
     solver: str = "mu",
 ) -> dict:
-    """Run KL updates (``solver`` "mu", "cd" or "newton") on float64 C-contiguous factors, in place.
+    """Run KL updates (``solver`` "mu", "cd" or "newton") on float64 C-ordered factors, in place.
 
     Returns the core's report: ``n_iter``, ``converged``, ``loss_history`` and
     ``loss_iterations``: ``loss_history[t]`` is the loss after
