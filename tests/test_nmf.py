@@ -509,7 +509,8 @@ def test_newton_checkpoints_undo_a_rise_of_the_loss():
     the fit goes on from there, never reporting an increase."""
     X, _, _ = low_rank_poisson(60, 40, 3, counts_per_pixel=5, seed=10)
     rng = np.random.default_rng(10)
-    W, H = rng.uniform(0.1, 2.0, (60, 3)), rng.uniform(0.1, 2.0, (3, 40))
+    W0, H0 = rng.uniform(0.1, 2.0, (60, 3)), rng.uniform(0.1, 2.0, (3, 40))
+    W, H = W0.copy(), H0.copy()
     counts = to_counts(X)
     report = _core.fit_poisson_nmf(counts.core, 40, W, H, 60, 0.0, loss_every=1, solver="newton")
     history = np.asarray(report["loss_history"])
@@ -518,3 +519,8 @@ def test_newton_checkpoints_undo_a_rise_of_the_loss():
     assert np.all(np.diff(history) <= 0)
     assert history[-1] < history[repeated[-1]]
     assert history[-1] == pytest.approx(generalized_kl(X, W, H), rel=1e-12)
+    # With a tolerance, an undone iteration (no decrease) is no sign of convergence.
+    with_tol = _core.fit_poisson_nmf(
+        counts.core, 40, W0.copy(), H0.copy(), 60, 1e-9, loss_every=1, solver="newton"
+    )
+    assert with_tol["n_iter"] > repeated[0] + 1

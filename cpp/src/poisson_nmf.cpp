@@ -259,9 +259,11 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
     if (options.check_interrupt)
       options.check_interrupt();
     const bool with_loss = it % options.loss_every == 0 || it == options.max_iter;
+    bool undone = false;
     if (with_loss) {
       double loss = loss_now();
-      if (newton_since_saved && !(loss <= saved_loss)) {
+      undone = newton_since_saved && !(loss <= saved_loss);
+      if (undone) {
         std::copy(saved_maps.begin(), saved_maps.end(), f.maps);
         spectra_t = saved_spectra_t;
         maps_colsum = detail::maps_column_sums(f.maps, n_rows, k);
@@ -282,7 +284,8 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
       result.stopped_by_callback = true;
       break;
     }
-    if (with_loss && loss_converged(result, options.tol)) {
+    // An undone iteration repeats the last loss: no sign of convergence.
+    if (with_loss && !undone && loss_converged(result, options.tol)) {
       result.converged = true;
       break;
     }
