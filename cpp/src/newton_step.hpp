@@ -5,8 +5,8 @@
 // g = s - sum_p (x_p / lambda_p) u_p and Hessian sum_p (x_p / lambda_p^2) u_p u_p^T.
 // The step solves the Newton system on the free set (v_q > 0 or g_q < 0: the
 // other coordinates sit at their bound with the gradient pushing outwards and
-// stay there) and is projected on v >= 0. Both solvers share it: the Newton
-// solver (newton_kernels.hpp) takes it for every row and column.
+// stay there) and is projected on v >= 0. The Newton solver takes it for every
+// maps row (newton_rows.inl) and spectra column (newton_kernels.hpp).
 #pragma once
 
 #include <cmath>
