@@ -353,16 +353,29 @@ def test_loss_every_one_gives_every_iteration():
 # -- coordinate descent ----------------------------------------------------------------------
 
 
-def fit_cd(X, W0, H0, n_iter, n_threads=1):
-    model = PoissonNMF(3, init="custom", solver="cd", max_iter=n_iter, tol=0, n_threads=n_threads)
+def fit_solver(solver, X, W0, H0, n_iter, n_threads=1):
+    model = PoissonNMF(
+        W0.shape[1], init="custom", solver=solver, max_iter=n_iter, tol=0, n_threads=n_threads
+    )
     W = model.fit_transform(X, W=W0, H=H0)
     return model, W
+
+
+@pytest.mark.parametrize(("solver", "n_iter"), [("cd", 15), ("newton", 18)])
+def test_solver_threads_and_formats_give_bitwise_identical_results(problem, solver, n_iter):
+    X, W0, H0 = problem
+    results = [
+        fit_solver(solver, as_input(X, kind), W0, H0, n_iter, n_threads)
+        for kind in ("float64", "csr", "csc")
+        for n_threads in (1, 2, 3)
+    ]
+    assert_all_bitwise_identical(results)
 
 
 @pytest.mark.parametrize("kind", ["float64", "csr", "uint16"])
 def test_cd_iterates_equal_numpy_reference(problem, kind):
     X, W0, H0 = problem
-    model, W = fit_cd(as_input(X, kind), W0, H0, 4)
+    model, W = fit_solver("cd", as_input(X, kind), W0, H0, 4)
     W_ref, H_ref = cd_kl(X, W0, H0, 4)
     np.testing.assert_allclose(W, W_ref, rtol=1e-9, atol=1e-12 * W_ref.max())
     np.testing.assert_allclose(model.components_, H_ref, rtol=1e-9, atol=1e-12 * H_ref.max())
@@ -393,16 +406,6 @@ def test_cd_is_monotone_and_reaches_mu_stationary_loss(problem):
     assert history[-1] == pytest.approx(mu.reconstruction_err_, rel=1e-3)
 
 
-def test_cd_threads_and_formats_give_bitwise_identical_results(problem):
-    X, W0, H0 = problem
-    results = [
-        fit_cd(as_input(X, kind), W0, H0, 15, n_threads)
-        for kind in ("float64", "csr", "csc")
-        for n_threads in (1, 2, 3)
-    ]
-    assert_all_bitwise_identical(results)
-
-
 def test_cd_transform_matches_mu_transform(problem):
     X, _, _ = problem
     model = PoissonNMF(3, max_iter=100, tol=0, random_state=0, n_threads=1).fit(X)
@@ -415,20 +418,12 @@ def test_cd_transform_matches_mu_transform(problem):
 # -- Newton ------------------------------------------------------------------------------------
 
 
-def fit_newton(X, W0, H0, n_iter, n_threads=1):
-    model = PoissonNMF(
-        W0.shape[1], init="custom", solver="newton", max_iter=n_iter, tol=0, n_threads=n_threads
-    )
-    W = model.fit_transform(X, W=W0, H=H0)
-    return model, W
-
-
 @pytest.mark.parametrize("kind", ["float64", "csr", "uint16"])
 @pytest.mark.parametrize("n_iter", [10, 11, 15])
 def test_newton_iterates_equal_numpy_reference(problem, kind, n_iter):
     """10 MU iterations, then Newton: the warm-up alone, one Newton iteration, five."""
     X, W0, H0 = problem
-    model, W = fit_newton(as_input(X, kind), W0, H0, n_iter)
+    model, W = fit_solver("newton", as_input(X, kind), W0, H0, n_iter)
     W_ref, H_ref = newton_kl(X, W0, H0, n_iter)
     np.testing.assert_allclose(W, W_ref, rtol=1e-8, atol=1e-12 * W_ref.max())
     np.testing.assert_allclose(model.components_, H_ref, rtol=1e-8, atol=1e-12 * H_ref.max())
@@ -441,7 +436,7 @@ def test_newton_other_ranks_equal_numpy_reference(k):
     X, _, _ = low_rank_poisson(120, 48, 3, counts_per_pixel=80, seed=k)
     rng = np.random.default_rng(k)
     W0, H0 = rng.uniform(0.1, 1, (120, k)), rng.uniform(0.1, 1, (k, 48))
-    model, W = fit_newton(X, W0, H0, 14, n_threads=2)
+    model, W = fit_solver("newton", X, W0, H0, 14, n_threads=2)
     W_ref, H_ref = newton_kl(X, W0, H0, 14)
     np.testing.assert_allclose(W, W_ref, rtol=1e-7, atol=1e-11 * W_ref.max())
     np.testing.assert_allclose(model.components_, H_ref, rtol=1e-7, atol=1e-11 * H_ref.max())
@@ -463,16 +458,6 @@ def test_newton_losses_never_increase_and_beat_mu(problem):
     long_mu, _ = fit_custom(X, W0, H0, 3000)
     # The same stationary loss as MU, reached in far fewer iterations.
     assert history[-1] == pytest.approx(long_mu.reconstruction_err_, rel=1e-4)
-
-
-def test_newton_threads_and_formats_give_bitwise_identical_results(problem):
-    X, W0, H0 = problem
-    results = [
-        fit_newton(as_input(X, kind), W0, H0, 18, n_threads)
-        for kind in ("float64", "csr", "csc")
-        for n_threads in (1, 2, 3)
-    ]
-    assert_all_bitwise_identical(results)
 
 
 def test_newton_transform_uses_mu(problem):

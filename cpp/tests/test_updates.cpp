@@ -470,6 +470,18 @@ void test_float_counts() {
   CHECK(r.loss_history == fd.result.loss_history);
 }
 
+/// The fit of `base` (1 thread, dense) again with 2 and 3 threads, dense and
+/// CSR: bitwise the same factors and losses.
+void check_threads_and_formats_bitwise(const Problem &p, psnmf::NmfOptions o, const Fit &base) {
+  for (int threads : {2, 3})
+    for (bool csr : {false, true}) {
+      o.n_threads = threads;
+      const Fit f = run(p, o, csr);
+      CHECK(bitwise_equal(f.w, base.w) && bitwise_equal(f.h, base.h));
+      CHECK(f.result.loss_history == base.result.loss_history);
+    }
+}
+
 /// A monotone, thread-count-independent descent that converges where MU does.
 void test_coordinate_descent() {
   for (Eigen::Index k : {2, 9}) {
@@ -485,13 +497,7 @@ void test_coordinate_descent() {
     CHECK_EQ(h.back(), psnmf::kl_divergence(dense_view(p.x), psnmf::ConstFactorsView{
                                                                  k, base.w.data(), base.h.data()}));
     CHECK(base.w.minCoeff() >= 0.0 && base.h.minCoeff() >= 0.0);
-    for (int threads : {2, 3})
-      for (bool csr : {false, true}) {
-        o.n_threads = threads;
-        const Fit f = run(p, o, csr);
-        CHECK(bitwise_equal(f.w, base.w) && bitwise_equal(f.h, base.h));
-        CHECK(f.result.loss_history == base.result.loss_history);
-      }
+    check_threads_and_formats_bitwise(p, o, base);
     // Both converge to stationary points of the same objective, not always the
     // same one: cd sets entries to exactly 0, MU only lets them decay (here they
     // differ by 2e-4 relative for k = 2; with k = 9 on 29 channels, more).
@@ -532,13 +538,7 @@ void test_newton() {
     // Newton gains nothing over MU (40 iterations: 1637.9 against 1635.6).
     if (k < 9)
       CHECK(h.back() < mu.result.loss_history.back());
-    for (int threads : {2, 3})
-      for (bool csr : {false, true}) {
-        o.n_threads = threads;
-        const Fit f = run(p, o, csr);
-        CHECK(bitwise_equal(f.w, base.w) && bitwise_equal(f.h, base.h));
-        CHECK(f.result.loss_history == base.result.loss_history);
-      }
+    check_threads_and_formats_bitwise(p, o, base);
   }
 }
 
