@@ -33,15 +33,24 @@ namespace psnmf::detail {
 /// Per-thread scratch of the row bodies.
 template <class Counts> struct RowBuffers {
   RowScratch<typename Counts::value_type> row;
-  std::vector<double> ratio;          ///< one value per stored entry of a row, + 8 (SIMD tail)
-  std::vector<double> numerator;      ///< k values
-  std::vector<double> transposed;     ///< k values per stored entry of a row, + 8 (SIMD tail)
+  std::vector<double> ratio;      ///< one value per stored entry of a row, + 8 (SIMD tail)
+  std::vector<double> numerator;  ///< k values
+  std::vector<double> transposed; ///< k values per stored entry of a row, + 8 (SIMD tail)
+  /// Newton rows only, sized by with_newton_scratch on first use (MU passes never need them).
   std::vector<double> newton;         ///< newton_scratch_size(k) values
   std::vector<double> newton_entries; ///< three values per stored entry of a row (+ 8)
   RowBuffers(std::int64_t n_cols, int k)
       : ratio(static_cast<std::size_t>(n_cols + 8)), numerator(static_cast<std::size_t>(k)),
-        transposed(static_cast<std::size_t>((n_cols + 8) * k)),
-        newton(static_cast<std::size_t>(newton_scratch_size(k))), newton_entries(3 * ratio.size()) {
+        transposed(static_cast<std::size_t>((n_cols + 8) * k)) {}
+
+  /// This buffer with the Newton rows' scratch allocated.
+  RowBuffers &with_newton_scratch() {
+    if (newton_entries.empty()) {
+      newton.resize(
+          static_cast<std::size_t>(newton_scratch_size(static_cast<int>(numerator.size()))));
+      newton_entries.resize(3 * ratio.size());
+    }
+    return *this;
   }
 };
 

@@ -232,7 +232,8 @@ struct RowKernels {
   PSNMF_ROWS_TARGET static void
   newton(const Counts &rows, std::int64_t begin, std::int64_t end, double *maps,
          const double *spectra_t, const double *spectra_rowsum, const double *mu_denominator, int k,
-         double *colsum, double *acc, RowBuffers<Counts> &buf) {
+         double *colsum, double *acc, RowBuffers<Counts> &buffers) {
+    RowBuffers<Counts> &buf = buffers.with_newton_scratch();
     for (std::int64_t i = begin; i < end; ++i) {
       const auto r = rows.row(i, buf.row);
       newton_row<K>(r, maps + i * k, spectra_t, spectra_rowsum, mu_denominator, k, colsum, acc,
