@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from psnmf import PoissonNMF
 from psnmf._counts import to_counts
-from psnmf.nmf import _SOLVERS
+from psnmf.nmf import _SOLVERS, run_updates
 
 
 def _slope(lengths, seconds):
@@ -74,15 +74,22 @@ def psnmf_per_iteration(X, W0, H0, n_threads, lengths=(10, 60), repeats=3, solve
 
 
 def time_to_target(X, W0, H0, target, n_threads, solver, max_iter, repeats=3):
-    """Wall time of the shortest fit whose loss reaches the target, or None."""
-    _, model = psnmf_fit(X, W0, H0, max_iter, n_threads, solver)
-    # The loss is recorded every few iterations: loss_iterations_ says after which.
-    history = np.asarray(model.loss_history_)
-    evaluated = np.asarray(model.loss_iterations_)
+    """Wall time of the shortest fit whose loss reaches the target, or None.
+
+    The shortest length comes from a probe whose loss is evaluated after every
+    iteration (the estimator evaluates it every 10: a probe through it would
+    round the length up to a multiple of 10); the timed fits are the estimator's.
+    """
+    counts = to_counts(X)
+    W, H = W0.copy(), H0.copy()
+    report = run_updates(
+        counts, W, H, max_iter=max_iter, tol=0, n_threads=n_threads, loss_every=1, solver=solver
+    )
+    history = np.asarray(report["loss_history"])
     reached = np.flatnonzero(history <= target)
     if reached.size == 0:
         return None, None, float(history[-1])
-    n_iter = max(int(evaluated[reached[0]]), 1)
+    n_iter = max(int(report["loss_iterations"][reached[0]]), 1)
     times = [psnmf_fit(X, W0, H0, n_iter, n_threads, solver)[0] for _ in range(repeats)]
     return float(np.median(times)), n_iter, float(history[reached[0]])
 
