@@ -173,11 +173,26 @@ def _curvature_growth(r):
     return 0.5 + r / 3 + r * r / 4 if r < 1e-4 else (-np.log1p(-r) / r - 1) / r
 
 
-def _newton_column(h, x, partner, colsum, guaranteed):
-    """A spectra column's Newton step: unless `guaranteed`, whole if the curvature
-    bound holds over the components it keeps (zeros set by it included); else at
-    the largest t in 1, 1/2, 1/4, 1/8 whose decrease the bound guarantees; else
-    the MU step."""
+MAX_SUPPORT_COMPONENTS = 8
+
+
+def _empties_a_model(partner, kept, colsum):
+    """Whether zeroing the components not `kept` leaves a row of `partner` (the
+    maps rows with counts in the column) without model: its support (nonzero
+    components) lies within them. Checked up to MAX_SUPPORT_COMPONENTS."""
+    if partner.shape[1] > MAX_SUPPORT_COMPONENTS:
+        return False
+    support = partner > 0
+    zeroed = ~kept & (colsum > 0)
+    return bool(np.any(support.any(axis=1) & ~(support & ~zeroed).any(axis=1)))
+
+
+def _newton_column(h, x, partner, colsum):
+    """A spectra column's Newton step: whole if the curvature bound holds over
+    the components it keeps (zeros set by it included) and no row with counts in
+    the column is left without model; else at the largest t in 1, 1/2, 1/4, 1/8
+    whose decrease the bound guarantees; else the MU step. (The solver's
+    cautious mode, guaranteed steps only, is not modelled.)"""
     _, numerator, g, hessian = _newton_statistics(h, x, partner, colsum)
     e, slope = _projected_newton_step(h, g, hessian)
     if slope < 0:
@@ -187,8 +202,10 @@ def _newton_column(h, x, partner, colsum, guaranteed):
         falling_kept = falling & kept
         rho_kept = np.max(-e[falling_kept] / h[falling_kept]) if falling_kept.any() else 0.0
         quadratic = e @ hessian @ e
-        # The whole step, zeros included, if the bound holds over the kept components.
-        if not guaranteed and kept.any() and slope + quadratic * _curvature_growth(rho_kept) <= 0:
+        # The whole step, zeros included, if the bound holds over the kept components
+        # and every row with counts here keeps a model.
+        whole = kept.any() and not _empties_a_model(partner, kept, colsum)
+        if whole and slope + quadratic * _curvature_growth(rho_kept) <= 0:
             return np.maximum(h + e, 0.0)
         for t in 0.5 ** np.arange(4):
             r = t * rho
@@ -200,16 +217,16 @@ def _newton_column(h, x, partner, colsum, guaranteed):
     return h * np.where(colsum == 0, 1.0, numerator / safe)
 
 
-def newton_kl(X, W, H, n_iter, warmup=10, guaranteed=5):
+def newton_kl(X, W, H, n_iter, warmup=1):
     """solver="newton" on dense X: `warmup` MU iterations (mu_kl), then per
     iteration a Newton step for every maps row, then for every spectra column at
-    the new maps (only guaranteed column steps in the first `guaranteed`). The
-    solver's checkpoints (a rise of the loss restores the last evaluated state)
-    are not modelled: compare only where the loss does not rise."""
+    the new maps. The solver's checkpoints (a rise of the loss restores the last
+    evaluated state, and the columns then take only guaranteed steps) are not
+    modelled: compare only where the loss does not rise."""
     X = np.asarray(X, dtype=np.float64)
     W, H = mu_kl(X, W, H, min(n_iter, warmup))
     W, H = W.copy(), H.copy()
-    for newton_iteration in range(max(0, n_iter - warmup)):
+    for _ in range(max(0, n_iter - warmup)):
         rowsum = H.sum(axis=1)
         for i in range(X.shape[0]):
             observed = X[i] > 0
@@ -217,7 +234,5 @@ def newton_kl(X, W, H, n_iter, warmup=10, guaranteed=5):
         colsum = W.sum(axis=0)
         for j in range(X.shape[1]):
             observed = X[:, j] > 0
-            H[:, j] = _newton_column(
-                H[:, j], X[observed, j], W[observed], colsum, newton_iteration < guaranteed
-            )
+            H[:, j] = _newton_column(H[:, j], X[observed, j], W[observed], colsum)
     return W, H

@@ -227,17 +227,18 @@ struct RowKernels {
   }
 
   /// Newton steps of maps rows [begin, end) (newton_row), their spectra
-  /// statistics into acc (n_cols, newton_stats_stride(k)).
+  /// statistics into acc (n_cols, newton_stats_stride(k)), their supports
+  /// into supports (n_cols, kSupportWords) unless null.
   template <int K, class Counts>
   PSNMF_ROWS_TARGET static void
   newton(const Counts &rows, std::int64_t begin, std::int64_t end, double *maps,
          const double *spectra_t, const double *spectra_rowsum, const double *mu_denominator, int k,
-         double *colsum, double *acc, RowBuffers<Counts> &buffers) {
+         double *colsum, double *acc, std::uint64_t *supports, RowBuffers<Counts> &buffers) {
     RowBuffers<Counts> &buf = buffers.with_newton_scratch();
     for (std::int64_t i = begin; i < end; ++i) {
       const auto r = rows.row(i, buf.row);
       newton_row<K>(r, maps + i * k, spectra_t, spectra_rowsum, mu_denominator, k, colsum, acc,
-                    buf.ratio.data(), buf.newton_entries.data(),
+                    supports, buf.ratio.data(), buf.newton_entries.data(),
                     buf.newton_entries.data() + buf.ratio.size(),
                     buf.newton_entries.data() + 2 * buf.ratio.size(), buf.newton.data());
     }

@@ -23,9 +23,10 @@ PSNMF_ROWS_TARGET inline void ratios_and_curvatures(const RowSpan<Value> &r, con
 /// spectra columns' statistics: for each of its entries (column j),
 /// acc[j * stride + q] += ratio * w_q (q < k) and the next packed_size(k)
 /// values += curvature * (w w^T packed), at the new w (stride =
-/// newton_stats_stride(k)). Adds the new w to colsum. `lambda`, `along`, `ratio`
-/// and `curvature` have room for the row's entries; `s` holds
-/// newton_scratch_size(k) doubles.
+/// newton_stats_stride(k)). Adds the new w to colsum, and its support to the
+/// support sets of its columns (`supports`, kSupportWords per column) unless null.
+/// `lambda`, `along`, `ratio` and `curvature` have room for the row's entries;
+/// `s` holds newton_scratch_size(k) doubles.
 ///
 /// The test: along the step, phi(t) = f(w + t e) is convex; with phi'(0) < 0
 /// and phi'(t) measured, t is accepted when phi'(0) + phi'(t) <= 0, the
@@ -34,11 +35,11 @@ PSNMF_ROWS_TARGET inline void ratios_and_curvatures(const RowSpan<Value> &r, con
 /// lands just past the minimum along the step. It is an estimate: the solver's
 /// checkpoints (poisson_nmf.cpp) guard the loss.
 template <int K, class Value>
-PSNMF_ROWS_TARGET inline void newton_row(const RowSpan<Value> &r, double *w,
-                                         const double *spectra_t, const double *spectra_rowsum,
-                                         const double *mu_denominator, int k, double *colsum,
-                                         double *acc, double *lambda, double *along, double *ratio,
-                                         double *curvature, double *s) {
+PSNMF_ROWS_TARGET inline void
+newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
+           const double *spectra_rowsum, const double *mu_denominator, int k, double *colsum,
+           double *acc, std::uint64_t *supports, double *lambda, double *along, double *ratio,
+           double *curvature, double *s) {
   if constexpr (K > 0)
     k = K;
   constexpr int kTries = 4;
@@ -127,6 +128,11 @@ PSNMF_ROWS_TARGET inline void newton_row(const RowSpan<Value> &r, double *w,
   }
   for (; at < stride; ++at)
     outer[at] = 0.0;
+  if (supports) {
+    const unsigned support = support_of(w, k);
+    for (std::int64_t p = 0; p < r.n; ++p)
+      add_support(supports + std::int64_t(r.cols[p]) * kSupportWords, support);
+  }
   ratios_and_curvatures(r, lambda, ratio, curvature);
   constexpr int SL = K > 0 ? newton_stats_stride(K) : 1;
   double outer_l[SL]; // in registers (acc could alias the scratch, as far as the compiler knows)

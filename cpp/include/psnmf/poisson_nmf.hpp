@@ -23,15 +23,15 @@ enum class Solver {
   /// the spectra uses a column-major copy of X (nnz entries). Usually reaches
   /// a given loss in far fewer iterations than mu.
   cd,
-  /// Alternating projected Newton steps: 10 MU iterations, then per iteration
+  /// Alternating projected Newton steps: one MU iteration, then per iteration
   /// one Newton step for every maps row (tried at t = 1, 1/2, 1/4, 1/8 by a
   /// trapezoid test on the derivative along it, else the MU step) and one for
   /// every spectra column, from gradients and curvatures gathered in the same
   /// pass over X. Whenever the loss is evaluated (every loss_every iterations)
-  /// a rise restores the last evaluated state and MU continues from there, so
-  /// the reported losses never increase. An iteration costs several MU ones,
-  /// but near a minimum it converges far faster. Both factors updated; at most
-  /// 64 components.
+  /// a rise restores the last evaluated state and safer steps (guaranteed
+  /// column steps, then MU) continue from there, so the reported losses never
+  /// increase. An iteration costs several MU ones, but it converges far
+  /// faster. Both factors updated; at most 64 components.
   newton,
 };
 
