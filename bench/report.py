@@ -203,6 +203,15 @@ def write_report(r: dict, path: Path) -> None:
     for solver, (seconds, n_iter, loss) in nmf["to_target"].items():
         if seconds is None:
             rows.append((solver, "not reached in 400 it.", "-", f"{loss:.10e}", "-"))
+            if solver != "mu":
+                targets.append(
+                    (
+                        f"solver {solver!r} reaches the target faster than MU",
+                        ">= 5x",
+                        f"not reached (ends {loss / nmf['target'] - 1:.1e} above)",
+                        False,
+                    )
+                )
             continue
         ratio = mu_time / seconds if mu_time else float("nan")
         rows.append((solver, f"{seconds:.3f}", n_iter, f"{loss:.10e}", f"{ratio:.2f}"))
