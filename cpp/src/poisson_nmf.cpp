@@ -21,16 +21,53 @@ namespace {
 
 using detail::dot;
 
+/// What every driver keeps besides the factors: the spectra transposed
+/// (n_cols, k) for the kernels, the sums that give the loss and the MU
+/// denominators, and the total count.
+template <int K, class Rows> struct DriverState {
+  const Rows &rows;
+  FactorsView f;
+  std::int64_t k, n_cols;
+  int n_threads;
+  std::vector<double> spectra_t, maps_colsum, spectra_rowsum;
+  double sum_x;
+
+  DriverState(const Rows &counts, FactorsView factors, const NmfOptions &options)
+      : rows(counts), f(factors), k(factors.n_components), n_cols(counts.n_cols()),
+        n_threads(detail::resolve_threads(options.n_threads)),
+        spectra_t(detail::transpose_spectra(f.spectra, k, n_cols)),
+        maps_colsum(detail::maps_column_sums(f.maps, counts.n_rows(), k)),
+        spectra_rowsum(detail::spectra_row_sums(spectra_t, k, n_cols)),
+        sum_x(detail::total_counts(counts, n_threads)) {}
+
+  /// The loss of the current state, given its log term sum x log(x / lambda).
+  double loss_from(double log_term) const {
+    return log_term - sum_x + dot(maps_colsum, spectra_rowsum);
+  }
+  /// The loss of the current state (a pass over X).
+  double loss() const {
+    return loss_from(detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads));
+  }
+  void update_spectra_rowsum() { spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols); }
+  void update_maps_colsum() { maps_colsum = detail::maps_column_sums(f.maps, rows.n_rows(), k); }
+  /// Writes the spectra back to the caller's (k, n_cols) array.
+  void store_spectra() { detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra); }
+};
+
+/// Relative decrease per iteration between the last two losses <= tol.
+inline bool loss_converged(const NmfResult &r, double tol) {
+  const auto &h = r.loss_history;
+  if (tol <= 0.0 || h.size() < 2)
+    return false;
+  const double previous = h[h.size() - 2];
+  const int span = r.loss_iterations.back() - r.loss_iterations[h.size() - 2];
+  return previous - h.back() <= tol * std::abs(previous) * span;
+}
+
 template <int K, class Rows>
 NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options) {
-  const std::int64_t k = f.n_components;
-  const std::int64_t n_cols = rows.n_cols();
-  const int n_threads = detail::resolve_threads(options.n_threads);
-
-  std::vector<double> spectra_t = detail::transpose_spectra(f.spectra, k, n_cols);
-  std::vector<double> maps_colsum = detail::maps_column_sums(f.maps, rows.n_rows(), k);
-  std::vector<double> spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
-  const double sum_x = detail::total_counts(rows, n_threads);
+  DriverState<K, Rows> s(rows, f, options);
+  const std::int64_t k = s.k;
   std::vector<double> denominator(static_cast<std::size_t>(k));
   std::vector<double> scratch;
 
@@ -43,60 +80,52 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
     double loss = 0.0;
     if (options.update_maps) {
       for (std::int64_t q = 0; q < k; ++q)
-        denominator[q] = spectra_rowsum[q] == 0.0 ? kModelFloor : spectra_rowsum[q];
-      const double sum_lambda = dot(maps_colsum, spectra_rowsum);
+        denominator[q] = s.spectra_rowsum[q] == 0.0 ? kModelFloor : s.spectra_rowsum[q];
+      const double sum_lambda = dot(s.maps_colsum, s.spectra_rowsum);
       // Both factors: one pass over X does the whole iteration.
       const double log_term =
           options.update_spectra
-              ? detail::update_both_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
-                                            int(k), with_loss, maps_colsum.data(), scratch,
-                                            n_threads)
-              : detail::update_maps_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(),
-                                            int(k), with_loss, maps_colsum.data(), n_threads);
-      loss = log_term - sum_x + sum_lambda;
+              ? detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
+                                            int(k), with_loss, s.maps_colsum.data(), scratch,
+                                            s.n_threads)
+              : detail::update_maps_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
+                                            int(k), with_loss, s.maps_colsum.data(), s.n_threads);
+      loss = log_term - s.sum_x + sum_lambda;
     } else if (options.update_spectra) {
       // An all-zero map leaves its spectrum untouched instead of dividing by 0.
       for (std::int64_t q = 0; q < k; ++q)
-        denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
-      const double sum_lambda = dot(maps_colsum, spectra_rowsum);
+        denominator[q] = s.maps_colsum[q] == 0.0 ? 1.0 : s.maps_colsum[q];
+      const double sum_lambda = dot(s.maps_colsum, s.spectra_rowsum);
       const double log_term =
-          detail::update_spectra_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k),
-                                         with_loss, scratch, n_threads);
-      loss = log_term - sum_x + sum_lambda;
+          detail::update_spectra_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
+                                         int(k), with_loss, scratch, s.n_threads);
+      loss = log_term - s.sum_x + sum_lambda;
     }
     if (options.update_spectra)
-      spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+      s.update_spectra_rowsum();
     result.n_iter = it;
     if (options.check_interrupt)
       options.check_interrupt();
-    bool converged = false;
     if (with_loss) {
-      auto &h = result.loss_history;
-      h.push_back(loss);
+      result.loss_history.push_back(loss);
       result.loss_iterations.push_back(it - 1);
       latest_loss = loss;
-      if (options.tol > 0.0 && h.size() >= 2) {
-        const double previous = h[h.size() - 2];
-        const int span = it - 1 - result.loss_iterations[h.size() - 2];
-        converged = previous - loss <= options.tol * std::abs(previous) * span;
-      }
     }
     if (options.callback && !options.callback(IterationReport{it, latest_loss})) {
       result.stopped_by_callback = true;
       break;
     }
-    if (converged) {
+    if (with_loss && loss_converged(result, options.tol)) {
       result.converged = true;
       break;
     }
   }
-  const double log_term = detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads);
-  const double final_loss = log_term - sum_x + dot(maps_colsum, spectra_rowsum);
+  const double final_loss = s.loss();
   if (result.loss_iterations.empty() || result.loss_iterations.back() != result.n_iter) {
     result.loss_history.push_back(final_loss);
     result.loss_iterations.push_back(result.n_iter);
   }
-  detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
+  s.store_spectra();
   return result;
 }
 
@@ -123,57 +152,37 @@ NmfResult run_padded(const Rows &rows, FactorsView f, const NmfOptions &options,
   return result;
 }
 
-/// Relative decrease per iteration between the last two losses <= tol.
-inline bool loss_converged(const NmfResult &r, double tol) {
-  const auto &h = r.loss_history;
-  if (tol <= 0.0 || h.size() < 2)
-    return false;
-  const double previous = h[h.size() - 2];
-  const int span = r.loss_iterations.back() - r.loss_iterations[h.size() - 2];
-  return previous - h.back() <= tol * std::abs(previous) * span;
-}
-
 template <int K, class Rows>
 NmfResult run_coordinate_descent(const Rows &rows, FactorsView f, const NmfOptions &options) {
-  const std::int64_t k = f.n_components;
-  const std::int64_t n_cols = rows.n_cols();
-  const int n_threads = detail::resolve_threads(options.n_threads);
-
-  std::vector<double> spectra_t = detail::transpose_spectra(f.spectra, k, n_cols);
-  std::vector<double> maps_colsum = detail::maps_column_sums(f.maps, rows.n_rows(), k);
-  std::vector<double> spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
-  const double sum_x = detail::total_counts(rows, n_threads);
-  const auto loss_now = [&] {
-    return detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads) - sum_x +
-           dot(maps_colsum, spectra_rowsum);
-  };
+  DriverState<K, Rows> s(rows, f, options);
+  const std::int64_t k = s.k;
   std::unique_ptr<detail::CscCounts> csc;
   if (options.update_spectra && options.max_iter > 0)
     csc = std::make_unique<detail::CscCounts>(rows);
 
   NmfResult result;
-  result.loss_history.push_back(loss_now());
+  result.loss_history.push_back(s.loss());
   result.loss_iterations.push_back(0);
   const bool any_update = options.update_maps || options.update_spectra;
   for (int it = 1; any_update && it <= options.max_iter; ++it) {
     const bool with_loss = it % options.loss_every == 0;
     double log_term = 0.0;
     if (options.update_maps)
-      log_term = detail::cd_maps_sweep<K>(rows, f.maps, spectra_t.data(), spectra_rowsum.data(),
+      log_term = detail::cd_maps_sweep<K>(rows, f.maps, s.spectra_t.data(), s.spectra_rowsum.data(),
                                           int(k), with_loss && !options.update_spectra,
-                                          maps_colsum.data(), n_threads);
+                                          s.maps_colsum.data(), s.n_threads);
     if (options.check_interrupt)
       options.check_interrupt();
     if (options.update_spectra) {
-      log_term = detail::cd_spectra_sweep<K>(*csc, f.maps, spectra_t.data(), maps_colsum.data(),
-                                             int(k), with_loss, n_threads);
-      spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+      log_term = detail::cd_spectra_sweep<K>(*csc, f.maps, s.spectra_t.data(), s.maps_colsum.data(),
+                                             int(k), with_loss, s.n_threads);
+      s.update_spectra_rowsum();
     }
     result.n_iter = it;
     if (options.check_interrupt)
       options.check_interrupt();
     if (with_loss) {
-      result.loss_history.push_back(log_term - sum_x + dot(maps_colsum, spectra_rowsum));
+      result.loss_history.push_back(s.loss_from(log_term));
       result.loss_iterations.push_back(it);
     }
     if (options.callback && !options.callback(IterationReport{it, result.loss_history.back()})) {
@@ -191,10 +200,10 @@ NmfResult run_coordinate_descent(const Rows &rows, FactorsView f, const NmfOptio
     result.loss_iterations.pop_back();
   }
   if (result.n_iter > 0 || result.loss_history.empty()) {
-    result.loss_history.push_back(loss_now());
+    result.loss_history.push_back(s.loss());
     result.loss_iterations.push_back(result.n_iter);
   }
-  detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
+  s.store_spectra();
   return result;
 }
 
@@ -219,58 +228,49 @@ inline constexpr int kNewtonWarmup = 1;
 /// iterations follow.
 template <int K, class Rows>
 NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options) {
-  const std::int64_t k = f.n_components, n_rows = rows.n_rows(), n_cols = rows.n_cols();
-  const int n_threads = detail::resolve_threads(options.n_threads);
-
-  std::vector<double> spectra_t = detail::transpose_spectra(f.spectra, k, n_cols);
-  std::vector<double> maps_colsum = detail::maps_column_sums(f.maps, n_rows, k);
-  std::vector<double> spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
-  const double sum_x = detail::total_counts(rows, n_threads);
-  const auto loss_now = [&] {
-    return detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads) - sum_x +
-           dot(maps_colsum, spectra_rowsum);
-  };
+  DriverState<K, Rows> s(rows, f, options);
+  const std::int64_t k = s.k, n_rows = rows.n_rows();
   std::vector<double> denominator(static_cast<std::size_t>(k)), scratch;
 
   NmfResult result;
-  result.loss_history.push_back(loss_now());
+  result.loss_history.push_back(s.loss());
   result.loss_iterations.push_back(0);
-  std::vector<double> saved_maps(f.maps, f.maps + n_rows * k), saved_spectra_t = spectra_t;
+  std::vector<double> saved_maps(f.maps, f.maps + n_rows * k), saved_spectra_t = s.spectra_t;
   double saved_loss = result.loss_history.back();
   // After a rise: columns take only guaranteed steps (cautious); after a second, MU.
   bool newton_since_saved = false, cautious = false, newton_failed = false;
   for (int it = 1; it <= options.max_iter; ++it) {
     for (std::int64_t q = 0; q < k; ++q)
-      denominator[q] = spectra_rowsum[q] == 0.0 ? kModelFloor : spectra_rowsum[q];
+      denominator[q] = s.spectra_rowsum[q] == 0.0 ? kModelFloor : s.spectra_rowsum[q];
     if (it <= kNewtonWarmup || newton_failed) {
-      detail::update_both_pass<K>(rows, f.maps, spectra_t.data(), denominator.data(), int(k), false,
-                                  maps_colsum.data(), scratch, n_threads);
+      detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(), int(k),
+                                  false, s.maps_colsum.data(), scratch, s.n_threads);
     } else {
-      detail::newton_pass<K>(rows, f.maps, spectra_t.data(), spectra_rowsum.data(),
-                             denominator.data(), int(k), cautious, maps_colsum.data(), scratch,
-                             n_threads);
+      detail::newton_pass<K>(rows, f.maps, s.spectra_t.data(), s.spectra_rowsum.data(),
+                             denominator.data(), int(k), cautious, s.maps_colsum.data(), scratch,
+                             s.n_threads);
       newton_since_saved = true;
     }
-    spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+    s.update_spectra_rowsum();
     result.n_iter = it;
     if (options.check_interrupt)
       options.check_interrupt();
     const bool with_loss = it % options.loss_every == 0 || it == options.max_iter;
     bool undone = false;
     if (with_loss) {
-      double loss = loss_now();
+      double loss = s.loss();
       undone = newton_since_saved && !(loss <= saved_loss);
       if (undone) {
         std::copy(saved_maps.begin(), saved_maps.end(), f.maps);
-        spectra_t = saved_spectra_t;
-        maps_colsum = detail::maps_column_sums(f.maps, n_rows, k);
-        spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
+        s.spectra_t = saved_spectra_t;
+        s.update_maps_colsum();
+        s.update_spectra_rowsum();
         loss = saved_loss;
         newton_failed = cautious;
         cautious = true;
       } else {
         std::copy(f.maps, f.maps + n_rows * k, saved_maps.begin());
-        saved_spectra_t = spectra_t;
+        saved_spectra_t = s.spectra_t;
         saved_loss = loss;
       }
       newton_since_saved = false;
@@ -290,17 +290,17 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
   if (result.loss_iterations.back() != result.n_iter) {
     // Stopped by the callback between evaluations: the returned state's loss,
     // unless a Newton iteration since the checkpoint raised it.
-    const double loss = loss_now();
+    const double loss = s.loss();
     if (newton_since_saved && !(loss <= saved_loss)) {
       std::copy(saved_maps.begin(), saved_maps.end(), f.maps);
-      spectra_t = saved_spectra_t;
+      s.spectra_t = saved_spectra_t;
       result.loss_history.push_back(saved_loss);
     } else {
       result.loss_history.push_back(loss);
     }
     result.loss_iterations.push_back(result.n_iter);
   }
-  detail::untranspose_spectra(spectra_t, k, n_cols, f.spectra);
+  s.store_spectra();
   return result;
 }
 
