@@ -196,6 +196,9 @@ def test_bad_dask_input_raises():
             )
         with pytest.raises(ValueError, match="image_shape"):
             psnmf.PSNMF(2).fit(da.ones((20, 6), chunks=(10, 6)))
+        for solver in ("cd", "newton"):
+            with pytest.raises(ValueError, match=f"solver='{solver}' is not available for dask"):
+                psnmf.PoissonNMF(2, solver=solver).fit(da.ones((20, 6), chunks=(10, 6)))
 
 
 def test_lazy_hspy_cube_equals_in_memory(tmp_path):

@@ -428,7 +428,7 @@ def fit_transform(estimator, X, W=None, H=None, *, persist_counts="auto"):
     array (n_pixels, k) chunked like X's pixels, already computed and held by the
     scheduler (persisted): ``.compute()`` gathers them. Supported inits:
     "nndsvda" (computed over the blocks), "random" and "custom" (W numpy or
-    dask, H numpy).
+    dask, H numpy). Solver: "mu" only (ValueError otherwise).
     """
     from .nmf import _FITTED
 
@@ -437,6 +437,13 @@ def fit_transform(estimator, X, W=None, H=None, *, persist_counts="auto"):
     n_threads = resolve_threads(estimator.n_threads)
     blocks = _matrix_blocks(X, persist_counts=persist_counts, n_threads=n_threads)
     k = estimator._check_params(blocks.n_pixels, blocks.n_channels)
+    if estimator.solver != "mu":
+        # The block updates are MU's; running them under another solver's name
+        # would give other iterates than the same fit in memory.
+        raise ValueError(
+            f"solver={estimator.solver!r} is not available for dask arrays (their blocks are "
+            "updated by MU); use solver='mu', or compute X"
+        )
     if estimator.init == "custom":
         maps = _split_rows(_custom("W", W, (blocks.n_pixels, k)), blocks)
         spectra = _custom("H", np.asarray(H) if H is not None else None, (k, blocks.n_channels))
