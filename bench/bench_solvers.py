@@ -62,6 +62,7 @@ def main():
     parser.add_argument("--channels", type=int, default=1024)
     parser.add_argument("-k", type=int, default=4)
     parser.add_argument("--density", type=float, default=0.1, help="mean counts per channel")
+    parser.add_argument("--seed", type=int, default=0, help="of the counts (bench/workloads.py)")
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--target-iterations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
@@ -71,13 +72,13 @@ def main():
     )
     args = parser.parse_args()
 
-    X = low_rank_counts(args.pixels, args.channels, args.k, args.density)
+    X = low_rank_counts(args.pixels, args.channels, args.k, args.density, seed=args.seed)
     rng = np.random.default_rng(1)
     W0 = rng.uniform(0.1, 1.0, (args.pixels, args.k))
     H0 = rng.uniform(0.1, 1.0, (args.k, args.channels))
     counts = to_counts(X)
     n, k = args.iterations, args.k
-    print(f"X: {X.shape}, nnz {X.nnz} ({X.nnz / np.prod(X.shape):.1%}), k={k}")
+    print(f"X: {X.shape}, nnz {X.nnz} ({X.nnz / np.prod(X.shape):.1%}), k={k}, seed {args.seed}")
 
     if not args.skip_per_iteration:
         sk_time, sk_loss = sklearn_loss(X, W0, H0, k, n)
