@@ -214,8 +214,8 @@ NmfResult run_coordinate_descent(const Rows &rows, FactorsView f, const NmfOptio
 /// counts (0.1 counts per channel, k = 4 unless said), against the former
 /// schedule (10 MU iterations, then 5 Newton ones with guaranteed column steps
 /// only, and whole column steps without the support check of newton_column):
-/// 14, 15, 18 against 28, 29, 30 (16384 x 1024, seeds 1-3); 15 against 29
-/// (k = 8); 16 and 15 (65536 x 1024, seeds 4, 5). On seed 0 (bench/run.py's
+/// 14, 15, 18 against 28, 29, 30 (16384 x 1024, seeds 1-3); 15 (k = 8, seed
+/// 1); 16 and 15 (65536 x 1024, seeds 4, 5). On seed 0 (bench/run.py's
 /// data) it ends in a different local minimum, 12 above the target after 60
 /// iterations (the former schedule reached it at 32).
 inline constexpr int kNewtonWarmup = 1;
