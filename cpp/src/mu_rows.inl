@@ -228,7 +228,7 @@ struct RowKernels {
 
   /// Newton steps of maps rows [begin, end) (newton_row), their spectra
   /// statistics into acc (n_cols, newton_stats_stride(k)), their supports
-  /// into supports (n_cols, kSupportWords) unless null.
+  /// into supports (n_cols, support_words(k)) unless null.
   template <int K, class Counts>
   PSNMF_ROWS_TARGET static void
   newton(const Counts &rows, std::int64_t begin, std::int64_t end, double *maps,

@@ -119,7 +119,8 @@ void newton_pass(const Counts &rows, double *maps, double *spectra_t, const doub
   scratch.resize(static_cast<std::size_t>(part.n_chunks * block));
   std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
   const bool track_supports = !guaranteed && k <= kMaxSupportComponents;
-  const std::int64_t set_block = n_cols * kSupportWords;
+  const int words = support_words(k);
+  const std::int64_t set_block = n_cols * words;
   std::vector<std::uint64_t> supports(
       track_supports ? static_cast<std::size_t>(part.n_chunks * set_block) : 0, 0);
   run_chunks(
@@ -143,10 +144,10 @@ void newton_pass(const Counts &rows, double *maps, double *spectra_t, const doub
               sum += scratch[c * block + j * stride + i];
             stats[i] = sum;
           }
-          std::uint64_t set[kSupportWords] = {};
+          std::uint64_t set[support_words(kMaxSupportComponents)] = {};
           for (std::int64_t c = 0; track_supports && c < part.n_chunks; ++c)
-            for (int word = 0; word < kSupportWords; ++word)
-              set[word] |= supports[c * set_block + j * kSupportWords + word];
+            for (int word = 0; word < words; ++word)
+              set[word] |= supports[c * set_block + j * words + word];
           newton_column<K>(spectra_t + j * k, stats.data(), maps_colsum, k, guaranteed,
                            track_supports ? set : nullptr, s.data());
         }

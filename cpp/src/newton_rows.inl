@@ -24,7 +24,8 @@ PSNMF_ROWS_TARGET inline void ratios_and_curvatures(const RowSpan<Value> &r, con
 /// acc[j * stride + q] += ratio * w_q (q < k) and the next packed_size(k)
 /// values += curvature * (w w^T packed), at the new w (stride =
 /// newton_stats_stride(k)). Adds the new w to colsum, and its support to the
-/// support sets of its columns (`supports`, kSupportWords per column) unless null.
+/// support sets of its columns (`supports`, support_words(k) per column) unless
+/// null.
 /// `lambda`, `along`, `ratio` and `curvature` have room for the row's entries;
 /// `s` holds newton_scratch_size(k) doubles.
 ///
@@ -130,8 +131,9 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
     outer[at] = 0.0;
   if (supports) {
     const unsigned support = support_of(w, k);
+    const std::int64_t words = support_words(k);
     for (std::int64_t p = 0; p < r.n; ++p)
-      add_support(supports + std::int64_t(r.cols[p]) * kSupportWords, support);
+      add_support(supports + std::int64_t(r.cols[p]) * words, support);
   }
   ratios_and_curvatures(r, lambda, ratio, curvature);
   constexpr int SL = K > 0 ? newton_stats_stride(K) : 1;

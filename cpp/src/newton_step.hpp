@@ -20,11 +20,16 @@ inline constexpr int kMaxNewtonComponents = 64;
 /// Most components for which the columns' whole steps check that they empty
 /// no pixel's model: each spectra column keeps the set of the supports (sets of
 /// nonzero components, 2^k of them) of the maps rows with counts in it, in
-/// kSupportWords bit words. Beyond, supports are not tracked: a hashed set
+/// support_words(k) bit words. Beyond, supports are not tracked: a hashed set
 /// tried for more components forbade so many whole steps that k = 12 did not
 /// reach MU's 200-iteration loss in 80 iterations (19 without the check).
 inline constexpr int kMaxSupportComponents = 8;
-inline constexpr int kSupportWords = (1 << kMaxSupportComponents) / 64;
+
+/// 64-bit words of a column's support set: one up to 6 components (one word
+/// per column keeps the rows' updates of the sets in L1), 4 up to 8.
+inline constexpr int support_words(int k) {
+  return k <= 6 ? 1 : (1 << kMaxSupportComponents) / 64;
+}
 
 /// The support of w (k <= kMaxSupportComponents values): bit q set when w_q > 0.
 inline unsigned support_of(const double *w, int k) {
@@ -34,7 +39,7 @@ inline unsigned support_of(const double *w, int k) {
   return support;
 }
 
-/// Adds a support to a column's set (kSupportWords words).
+/// Adds a support to a column's set.
 inline void add_support(std::uint64_t *set, unsigned support) {
   set[support / 64] |= std::uint64_t(1) << (support % 64);
 }
