@@ -542,6 +542,26 @@ void test_newton() {
   }
 }
 
+/// Newton's whole spectra steps leave every pixel a model where it has counts
+/// (up to 8 components): after each of the first iterations, lambda > 0 at
+/// every nonzero count.
+void test_newton_keeps_models() {
+  for (Eigen::Index k : {2, 4, 6}) {
+    const Problem p = make_problem(300, 40, k, 31 + std::uint64_t(k));
+    for (int n_iter = 2; n_iter <= 8; ++n_iter) {
+      psnmf::NmfOptions o = fixed_iterations(n_iter, 1);
+      o.solver = psnmf::Solver::newton;
+      const Fit fit = run(p, o);
+      const Mat lambda = fit.w * fit.h;
+      Eigen::Index empty = 0;
+      for (Eigen::Index i = 0; i < p.x.rows(); ++i)
+        for (Eigen::Index j = 0; j < p.x.cols(); ++j)
+          empty += p.x(i, j) > 0 && !(lambda(i, j) > 0);
+      CHECK_EQ(empty, Eigen::Index(0));
+    }
+  }
+}
+
 void test_loss_every() {
   const Problem p = make_problem(40, 11, 3, 17);
   const Fit every = run(p, fixed_iterations(23, 2));
@@ -568,6 +588,7 @@ void test_loss_every() {
 int main() {
   RUN(test_coordinate_descent);
   RUN(test_newton);
+  RUN(test_newton_keeps_models);
   RUN(test_loss_every);
   RUN(test_one_iteration_hand_sized);
   RUN(test_reference_k1);
