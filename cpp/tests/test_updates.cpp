@@ -209,6 +209,14 @@ psnmf::NmfOptions fixed_iterations(int n, int threads = 1) {
   return o;
 }
 
+/// Options of a one-thread `solver` fit of n iterations, the loss after every one.
+psnmf::NmfOptions logged_iterations(psnmf::Solver solver, int n) {
+  psnmf::NmfOptions o = fixed_iterations(n, 1);
+  o.solver = solver;
+  o.loss_every = 1;
+  return o;
+}
+
 bool bitwise_equal(const Mat &a, const Mat &b) {
   return a.rows() == b.rows() && a.cols() == b.cols() &&
          std::memcmp(a.data(), b.data(), sizeof(double) * std::size_t(a.size())) == 0;
@@ -486,9 +494,7 @@ void check_threads_and_formats_bitwise(const Problem &p, psnmf::NmfOptions o, co
 void test_coordinate_descent() {
   for (Eigen::Index k : {2, 9}) {
     const Problem p = make_problem(203, 29, k, 7 + std::uint64_t(k));
-    psnmf::NmfOptions o = fixed_iterations(60, 1);
-    o.solver = psnmf::Solver::cd;
-    o.loss_every = 1;
+    psnmf::NmfOptions o = logged_iterations(psnmf::Solver::cd, 60);
     const Fit base = run(p, o);
     const auto &h = base.result.loss_history;
     CHECK_EQ(h.size(), std::size_t(61));
@@ -519,9 +525,7 @@ void test_newton() {
     Problem p = make_problem(203, 29, k, 11 + std::uint64_t(k));
     p.x.row(5).setZero();
     p.x.col(3).setZero();
-    psnmf::NmfOptions o = fixed_iterations(40, 1);
-    o.solver = psnmf::Solver::newton;
-    o.loss_every = 1;
+    psnmf::NmfOptions o = logged_iterations(psnmf::Solver::newton, 40);
     const Fit base = run(p, o);
     const auto &h = base.result.loss_history;
     CHECK_EQ(h.size(), std::size_t(41));
