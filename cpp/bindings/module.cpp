@@ -24,9 +24,15 @@ PYBIND11_MODULE(_core, m) {
       "Instruction set of the MU row kernels chosen for this CPU (PSNMF_KERNELS=portable forces "
       "the baseline, PSNMF_KERNELS=avx_fma caps them at AVX + FMA).");
   m.def(
-      "convert_kernels", [] { return psnmf::detail::use_avx2_kernels() ? "avx2" : "portable"; },
+      "convert_kernels",
+      [] {
+        return psnmf::detail::use_avx512_fill()    ? "avx512"
+               : psnmf::detail::use_avx2_kernels() ? "avx2"
+                                                   : "portable";
+      },
       "Instruction set of the dense -> CSR conversion kernels chosen for this CPU "
-      "(PSNMF_KERNELS=portable forces the baseline).");
+      "(avx512: its fill of 1- and 2-byte counts; PSNMF_KERNELS=portable forces the baseline, "
+      "PSNMF_KERNELS=avx_fma caps it at AVX2).");
   psnmf::bindings::bind_binning(m);
   psnmf::bindings::bind_chunked(m);
   psnmf::bindings::bind_convert(m);

@@ -10,7 +10,9 @@
 //   column segment is a contiguous run of a few KiB, so the reads stream.
 // - AVX2 (convert_avx2.hpp), chosen at run time when the CPU has it: a
 //   branch-free left-pack fill, and for Fortran order a transpose of each block
-//   of rows into a small per-thread scratch (never the whole matrix).
+//   of rows into a small per-thread scratch (never the whole matrix). 1- and
+//   2-byte counts are filled by AVX-512 (convert_avx512.hpp) where the CPU has
+//   it, for either order.
 #include "psnmf/convert.hpp"
 
 #include <algorithm>
@@ -26,6 +28,9 @@
 #include "parallel.hpp"
 #if PSNMF_HAVE_AVX2_KERNELS
 #include "convert_avx2.hpp"
+#endif
+#if PSNMF_HAVE_AVX512_KERNELS
+#include "convert_avx512.hpp"
 #endif
 
 namespace psnmf {
@@ -249,10 +254,10 @@ void scan_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols
   }
 }
 
-template <class In, class Value>
+template <class In, class Value, class Fill>
 void fill_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols,
                        const std::int64_t *indptr, std::int32_t *indices, Value *values,
-                       int threads) {
+                       int threads, Fill fill) {
   const std::int64_t block = detail::avx2::block_rows<In>(n_rows, n_cols, threads);
   const RowChunks chunks((n_rows + block - 1) / block, threads);
 #pragma omp parallel num_threads(threads)
@@ -263,7 +268,7 @@ void fill_columns_avx2(const In *dense, std::int64_t n_rows, std::int64_t n_cols
     for (std::int64_t c = 0; c < chunks.n_chunks; ++c)
       detail::avx2::fill_columns(dense, n_rows, n_cols, block, chunks.begin(c) * block,
                                  std::min(n_rows, chunks.end(c) * block), indptr, indices, values,
-                                 scratch.data());
+                                 scratch.data(), fill);
   }
 }
 #endif
@@ -317,10 +322,25 @@ void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const s
     throw std::invalid_argument("counts: null buffer");
   const int threads = detail::resolve_threads(n_threads);
   [[maybe_unused]] const bool avx2 = detail::use_avx2_kernels();
+  [[maybe_unused]] bool avx512 = false;
+#if PSNMF_HAVE_AVX512_KERNELS
+  if constexpr (detail::avx512::kFills<In>)
+    avx512 = detail::use_avx512_fill();
+#endif
   if (order == DenseOrder::column_major) {
+#if PSNMF_HAVE_AVX512_KERNELS
+    if constexpr (detail::avx512::kFills<In>) {
+      if (avx512) {
+        fill_columns_avx2(dense, n_rows, n_cols, indptr, indices, values, threads,
+                          detail::avx512::FillRow{});
+        return;
+      }
+    }
+#endif
 #if PSNMF_HAVE_AVX2_KERNELS
     if (avx2) {
-      fill_columns_avx2(dense, n_rows, n_cols, indptr, indices, values, threads);
+      fill_columns_avx2(dense, n_rows, n_cols, indptr, indices, values, threads,
+                        detail::avx2::FillRow{});
       return;
     }
 #endif
@@ -330,6 +350,15 @@ void fill_csr(const In *dense, std::int64_t n_rows, std::int64_t n_cols, const s
   const RowChunks chunks(n_rows, threads);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (std::int64_t c = 0; c < chunks.n_chunks; ++c) {
+#if PSNMF_HAVE_AVX512_KERNELS
+    if constexpr (detail::avx512::kFills<In>) {
+      if (avx512) {
+        detail::avx512::fill_rows(dense, chunks.begin(c), chunks.end(c), n_cols, indptr, indices,
+                                  values);
+        continue;
+      }
+    }
+#endif
 #if PSNMF_HAVE_AVX2_KERNELS
     if (avx2) {
       detail::avx2::fill_rows(dense, chunks.begin(c), chunks.end(c), n_cols, indptr, indices,

@@ -533,14 +533,24 @@ PSNMF_AVX2 void transpose_block(const In *dense, std::int64_t n_rows, std::int64
   }
 }
 
+/// fill_row as a function object: the row fill of fill_columns (convert_avx512.hpp has another).
+struct FillRow {
+  template <class In, class Value>
+  PSNMF_AVX2 std::int64_t operator()(const In *row, std::int64_t n_cols, std::int64_t p,
+                                     std::int64_t limit, std::int32_t *indices,
+                                     Value *values) const {
+    return fill_row(row, n_cols, 0, p, limit, indices, values);
+  }
+};
+
 /// Column-major fill of rows [r0, r1) by blocks of `block` rows; the rows own
 /// positions indptr[r0] to indptr[r1]. scratch holds `block` rows of
-/// scratch_stride(n_cols) values.
-template <class In, class Value>
+/// scratch_stride(n_cols) values; each transposed row is filled by `fill`.
+template <class In, class Value, class Fill = FillRow>
 __attribute__((target("avx2,popcnt"))) void
 fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int64_t block,
              std::int64_t r0, std::int64_t r1, const std::int64_t *indptr, std::int32_t *indices,
-             Value *values, In *scratch) {
+             Value *values, In *scratch, Fill fill = {}) {
   std::int64_t p = indptr[r0];
   const std::int64_t limit = indptr[r1];
   const std::int64_t stride = scratch_stride<In>(n_cols);
@@ -548,7 +558,7 @@ fill_columns(const In *dense, std::int64_t n_rows, std::int64_t n_cols, std::int
     const std::int64_t rows = std::min(block, r1 - b0);
     transpose_block(dense, n_rows, n_cols, b0, rows, scratch, stride);
     for (std::int64_t i = 0; i < rows; ++i)
-      p = fill_row(scratch + i * stride, n_cols, 0, p, limit, indices, values);
+      p = fill(scratch + i * stride, n_cols, p, limit, indices, values);
   }
 }
 

@@ -3,7 +3,8 @@
 // Wheels are built for the baseline ISA (x86-64: SSE2), which has no fused
 // multiply-add and only 2-wide double vectors. The row kernels are therefore
 // also compiled for AVX + FMA and for AVX-512, and the dense conversion for
-// AVX2, and chosen at run time when the CPU has them.
+// AVX2 (its fill of 1- and 2-byte counts also for AVX-512), and chosen at run
+// time when the CPU has them.
 #pragma once
 
 #include <cstdlib>
@@ -78,6 +79,22 @@ inline bool use_avx2_kernels() {
   static const bool use = !portable_forced() && [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
+/// True when the AVX-512 fill of 1- and 2-byte counts may run: AVX-512 F, BW,
+/// VL and VBMI2 on top of the AVX2 conversion; capped at AVX2 with
+/// PSNMF_KERNELS=avx_fma, like the row kernels.
+inline bool use_avx512_fill() {
+#if PSNMF_HAVE_AVX512_KERNELS
+  static const bool use = use_avx2_kernels() && !avx_fma_forced() && [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi2");
   }();
   return use;
 #else

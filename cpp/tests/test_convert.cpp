@@ -214,14 +214,17 @@ void test_large_maximum() {
   }
 }
 
-// Every path of both kernel variants (ctest runs this file with the default
-// kernels and with PSNMF_KERNELS=portable): row lengths around the 8-, 32- and
-// 64-value groups, all-zero and all-nonzero rows, rows ending with nonzeros,
-// column-major blocks and tiles with remainders, several chunks per thread, and
-// values the vector conversion does not take (uint32 >= 2**31, int64 >= 2**31,
-// doubles that round or underflow in float32), against a plain loop.
+// Every path of the kernel variants (ctest runs this file with the default
+// kernels, with PSNMF_KERNELS=avx_fma and with PSNMF_KERNELS=portable): row lengths around the 8-,
+// 32- and 64-value groups, all-zero and all-nonzero rows, rows ending with nonzeros, column-major
+// blocks and tiles with remainders, several chunks per thread, and values the vector conversion
+// does not take (uint16 above 255 with a zero low byte, uint32 >= 2**31, int64 >= 2**31, doubles
+// that round or underflow in float32), against a plain loop.
 template <class In> In special_value(std::int64_t i, std::int64_t j) {
-  if constexpr (std::is_same_v<In, std::uint32_t>)
+  if constexpr (std::is_same_v<In, std::uint16_t>) // zero low bytes: not zero as 16 bits
+    return (i + j) % 13 == 0 ? In((i + j) % 26 == 0 ? 65535 : 256 * (1 + j % 255))
+                             : In(1 + (i * 7 + j) % 200);
+  else if constexpr (std::is_same_v<In, std::uint32_t>)
     return (i + j) % 13 == 0 ? In(2147483648u + std::uint32_t(j)) : In(1 + (i * 7 + j) % 200);
   else if constexpr (std::is_same_v<In, std::int64_t>)
     return (i + j) % 13 == 0 ? In((std::int64_t(1) << 31) + j) : In(1 + (i * 7 + j) % 200);
