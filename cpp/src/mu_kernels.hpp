@@ -22,6 +22,7 @@
 #endif
 #if PSNMF_HAVE_AVX512_KERNELS
 #include "mu_rows_avx512.hpp"
+#include "newton_rows_avx512.hpp"
 #endif
 #include "newton_step.hpp"
 #include "parallel.hpp"

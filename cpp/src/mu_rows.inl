@@ -240,7 +240,8 @@ struct RowKernels {
       newton_row<K>(r, maps + i * k, spectra_t, spectra_rowsum, mu_denominator, k, colsum, acc,
                     supports, buf.ratio.data(), buf.newton_entries.data(),
                     buf.newton_entries.data() + buf.ratio.size(),
-                    buf.newton_entries.data() + 2 * buf.ratio.size(), buf.newton.data());
+                    buf.newton_entries.data() + 2 * buf.ratio.size(), buf.transposed.data(),
+                    buf.newton.data());
     }
   }
 };

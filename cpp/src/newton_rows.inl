@@ -26,8 +26,10 @@ PSNMF_ROWS_TARGET inline void ratios_and_curvatures(const RowSpan<Value> &r, con
 /// newton_stats_stride(k)). Adds the new w to colsum, and its support to the
 /// support sets of its columns (`supports`, support_words(k) per column) unless
 /// null.
-/// `lambda`, `along`, `ratio` and `curvature` have room for the row's entries;
-/// `s` holds newton_scratch_size(k) doubles.
+/// `lambda`, `along`, `ratio` and `curvature` have room for the row's entries
+/// + 8, `transposed` for k values per entry + 8 k (the AVX-512 body for k = 4,
+/// newton_rows_avx512.hpp, saves the transposed spectra rows there); `s` holds
+/// newton_scratch_size(k) doubles.
 ///
 /// The test: along the step, phi(t) = f(w + t e) is convex; with phi'(0) < 0
 /// and phi'(t) measured, t is accepted when phi'(0) + phi'(t) <= 0, the
@@ -40,7 +42,15 @@ PSNMF_ROWS_TARGET inline void
 newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
            const double *spectra_rowsum, const double *mu_denominator, int k, double *colsum,
            double *acc, std::uint64_t *supports, double *lambda, double *along, double *ratio,
-           double *curvature, double *s) {
+           double *curvature, double *transposed, double *s) {
+#if PSNMF_ROWS_SIMD8
+  if constexpr (K == 4) {
+    simd8::newton_row4(r, w, spectra_t, spectra_rowsum, mu_denominator, colsum, acc, supports,
+                       lambda, along, transposed, s);
+    return;
+  }
+#endif
+  (void)transposed;
   if constexpr (K > 0)
     k = K;
   constexpr int kTries = 4;

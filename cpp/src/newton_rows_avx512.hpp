@@ -1,0 +1,196 @@
+// AVX-512 Newton row for k = 4: newton_row of newton_rows.inl (the same step,
+// test and spectra statistics) with every pass over the row's entries taking
+// eight entries at a time.
+//
+// The portable body gathers each entry's spectra row in every pass and sums
+// the 4 + 10 gradient and curvature terms entry by entry, in scalar registers:
+// it ran at about 20 cycles per stored entry, five times the MU rows. Here the
+// eight spectra rows of a group are transposed once (as simd8::maps_row does)
+// and saved; lambda, the ratios, curvatures and the 14 sums are vectors over
+// the group's entries, and the later passes (the step's direction, the trial
+// steps, the model at the new w) read the saved transposes. Sums over entries
+// are taken in eight lanes, so they round differently from the portable ones.
+// Only compiled where cpu_features.hpp allows; only run when the CPU has
+// AVX-512 F, VL and DQ.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "mu_rows_avx512.hpp"
+#include "newton_step.hpp"
+#include "psnmf/divergence.hpp"
+#include "row_access.hpp"
+
+#define PSNMF_NEWTON512_TARGET __attribute__((target("avx,fma,avx2,avx512f,avx512vl,avx512dq")))
+
+namespace psnmf::detail::simd8 {
+
+/// The counts of the group of eight entries from p as doubles, and their
+/// columns in `cols`: the row's own, or for the tail group (fewer than eight
+/// left) `tail` filled with them and the last column repeated, whose count is 0
+/// (as for_each_group).
+template <class Value>
+PSNMF_NEWTON512_TARGET inline __m512d group_at(const RowSpan<Value> &r, std::int64_t p,
+                                               std::int32_t *tail, const std::int32_t *&cols) {
+  if (p + 8 <= r.n) {
+    cols = r.cols + p;
+    return load8(r.x + p);
+  }
+  const __mmask8 valid = static_cast<__mmask8>((1u << (r.n - p)) - 1u);
+  _mm256_store_si256(
+      reinterpret_cast<__m256i *>(tail),
+      _mm256_mask_loadu_epi32(_mm256_set1_epi32(r.cols[r.n - 1]), valid, r.cols + p));
+  cols = tail;
+  return load8_masked(valid, r.x + p);
+}
+
+/// newton_row (newton_rows.inl) for k = 4, with the same arguments plus
+/// `transposed` (4 values per stored entry of the row, + 32).
+template <class Value>
+PSNMF_NEWTON512_TARGET inline void
+newton_row4(const RowSpan<Value> &r, double *w, const double *spectra_t,
+            const double *spectra_rowsum, const double *mu_denominator, double *colsum, double *acc,
+            std::uint64_t *supports, double *lambda, double *along, double *transposed, double *s) {
+  constexpr int K = 4, M = packed_size(K), kTries = 4;
+  static_assert(newton_stats_stride(K) == 16, "the statistics of a column are two vectors");
+  const __m512d floor = _mm512_set1_pd(kModelFloor), one = _mm512_set1_pd(1.0);
+  // Model, ratios and curvatures at the current w; gradient and curvature sums.
+  __m512d w_q[K], numerator_q[K], hessian_q[M];
+  for (int q = 0; q < K; ++q) {
+    w_q[q] = _mm512_set1_pd(w[q]);
+    numerator_q[q] = _mm512_setzero_pd();
+  }
+  for (int i = 0; i < M; ++i)
+    hessian_q[i] = _mm512_setzero_pd();
+  // A plain loop, not for_each_group: through a closure's references GCC kept
+  // the 18 accumulators on the stack.
+  alignas(32) std::int32_t tail_cols[8];
+  for (std::int64_t p = 0; p < r.n; p += 8) {
+    const std::int32_t *cols;
+    const __m512d x = group_at(r, p, tail_cols, cols);
+    const double *h[8];
+    for (int e = 0; e < 8; ++e)
+      h[e] = spectra_t + std::int64_t(cols[e]) * K;
+    __m512d t[K];
+    transpose8x4(h, 0, t);
+    for (int q = 0; q < K; ++q)
+      _mm512_storeu_pd(transposed + p * K + 8 * q, t[q]);
+    __m512d model = _mm512_mul_pd(w_q[0], t[0]);
+    for (int q = 1; q < K; ++q)
+      model = _mm512_fmadd_pd(w_q[q], t[q], model);
+    model = _mm512_max_pd(model, floor);
+    _mm512_storeu_pd(lambda + p, model);
+    const __m512d inverse = _mm512_div_pd(one, model);
+    const __m512d ratio = _mm512_mul_pd(x, inverse), curvature = _mm512_mul_pd(ratio, inverse);
+    int at = 0;
+    for (int a = 0; a < K; ++a) {
+      numerator_q[a] = _mm512_fmadd_pd(ratio, t[a], numerator_q[a]);
+      const __m512d ca = _mm512_mul_pd(curvature, t[a]);
+      for (int b = a; b < K; ++b, ++at)
+        hessian_q[at] = _mm512_fmadd_pd(ca, t[b], hessian_q[at]);
+    }
+  }
+  double numerator[K], hessian[M], g[K], e[K];
+  for (int q = 0; q < K; ++q) {
+    numerator[q] = lane_sum(numerator_q[q]);
+    g[q] = spectra_rowsum[q] - numerator[q];
+  }
+  for (int i = 0; i < M; ++i)
+    hessian[i] = lane_sum(hessian_q[i]);
+  const double slope = projected_newton_step(w, g, hessian, K, s, e);
+
+  // The largest trial step in 1, 1/2, 1/4, 1/8 that passes the trapezoid test.
+  double step = 0.0;
+  if (slope < 0.0) {
+    double e_linear = 0.0;
+    __m512d e_q[K];
+    for (int q = 0; q < K; ++q) {
+      e_linear += e[q] * spectra_rowsum[q];
+      e_q[q] = _mm512_set1_pd(e[q]);
+    }
+    for (std::int64_t p = 0; p < r.n; p += 8) {
+      const double *t = transposed + p * K;
+      __m512d c = _mm512_mul_pd(e_q[0], _mm512_loadu_pd(t));
+      for (int q = 1; q < K; ++q)
+        c = _mm512_fmadd_pd(e_q[q], _mm512_loadu_pd(t + 8 * q), c);
+      _mm512_storeu_pd(along + p, c);
+    }
+    double trial = 1.0;
+    for (int attempt = 0; attempt < kTries; ++attempt, trial *= 0.5) {
+      const __m512d trial8 = _mm512_set1_pd(trial);
+      __m512d sum8 = _mm512_setzero_pd();
+      for_each_group(
+          r, [&](const std::int32_t *, __m512d x, std::int64_t p) PSNMF_NEWTON512_TARGET {
+            const __m512d a = _mm512_loadu_pd(along + p);
+            const __m512d moved =
+                _mm512_max_pd(_mm512_fmadd_pd(trial8, a, _mm512_loadu_pd(lambda + p)), floor);
+            sum8 = _mm512_add_pd(sum8, _mm512_div_pd(_mm512_mul_pd(x, a), moved));
+          });
+      if (slope + (e_linear - lane_sum(sum8)) <= 0.0) {
+        step = trial;
+        break;
+      }
+    }
+  }
+  // The new w and the model there: along the step, or else the MU step.
+  if (step > 0.0) {
+    for (int q = 0; q < K; ++q) {
+      const double moved = w[q] + step * e[q];
+      w[q] = moved < 0.0 ? 0.0 : moved;
+    }
+    const __m512d step8 = _mm512_set1_pd(step);
+    for (std::int64_t p = 0; p < r.n; p += 8)
+      _mm512_storeu_pd(lambda + p, _mm512_max_pd(_mm512_fmadd_pd(step8, _mm512_loadu_pd(along + p),
+                                                                 _mm512_loadu_pd(lambda + p)),
+                                                 floor));
+  } else {
+    for (int q = 0; q < K; ++q) {
+      w[q] *= numerator[q] / mu_denominator[q];
+      w_q[q] = _mm512_set1_pd(w[q]);
+    }
+    for (std::int64_t p = 0; p < r.n; p += 8) {
+      const double *t = transposed + p * K;
+      __m512d model = _mm512_mul_pd(w_q[0], _mm512_loadu_pd(t));
+      for (int q = 1; q < K; ++q)
+        model = _mm512_fmadd_pd(w_q[q], _mm512_loadu_pd(t + 8 * q), model);
+      _mm512_storeu_pd(lambda + p, _mm512_max_pd(model, floor));
+    }
+  }
+
+  // Statistics of the spectra columns at the new w: (w, packed w w^T, 0, 0)
+  // scaled by the ratio (first four) and the curvature (the rest).
+  alignas(64) double outer[16] = {};
+  int at = K;
+  for (int a = 0; a < K; ++a) {
+    outer[a] = w[a];
+    colsum[a] += w[a];
+    for (int b = a; b < K; ++b)
+      outer[at++] = w[a] * w[b];
+  }
+  if (supports) {
+    const unsigned support = support_of(w, K);
+    for (std::int64_t p = 0; p < r.n; ++p)
+      add_support(supports + std::int64_t(r.cols[p]) * support_words(K), support);
+  }
+  const __m512d outer_low = _mm512_load_pd(outer), outer_high = _mm512_load_pd(outer + 8);
+  for_each_group(
+      r, [&](const std::int32_t *cols, __m512d x, std::int64_t p) PSNMF_NEWTON512_TARGET {
+        const __m512d inverse = _mm512_div_pd(one, _mm512_loadu_pd(lambda + p));
+        const __m512d ratio = _mm512_mul_pd(x, inverse), curvature = _mm512_mul_pd(ratio, inverse);
+        for (int e = 0; e < 8; ++e) {
+          const __m512i lane = _mm512_set1_epi64(e);
+          const __m512d ratio_e = _mm512_permutexvar_pd(lane, ratio);
+          const __m512d curvature_e = _mm512_permutexvar_pd(lane, curvature);
+          double *a = acc + std::int64_t(cols[e]) * 16;
+          const __m512d low = _mm512_mask_blend_pd(0xF0, ratio_e, curvature_e);
+          _mm512_storeu_pd(a, _mm512_fmadd_pd(low, outer_low, _mm512_loadu_pd(a)));
+          _mm512_storeu_pd(a + 8, _mm512_fmadd_pd(curvature_e, outer_high, _mm512_loadu_pd(a + 8)));
+        }
+      });
+}
+
+} // namespace psnmf::detail::simd8
+
+#undef PSNMF_NEWTON512_TARGET
