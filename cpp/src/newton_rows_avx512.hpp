@@ -1,15 +1,16 @@
-// AVX-512 Newton row for k = 4: newton_row of newton_rows.inl (the same step,
+// AVX-512 Newton rows for k = 4 and 8: newton_row of newton_rows.inl (the same step,
 // test and spectra statistics) with every pass over the row's entries taking
 // eight entries at a time.
 //
 // The portable body gathers each entry's spectra row in every pass and sums
-// the 4 + 10 gradient and curvature terms entry by entry, in scalar registers:
-// it ran at about 20 cycles per stored entry, five times the MU rows. Here the
-// eight spectra rows of a group are transposed once (as simd8::maps_row does)
-// and saved; lambda, the ratios, curvatures and the 14 sums are vectors over
-// the group's entries, and the later passes (the step's direction, the trial
-// steps, the model at the new w) read the saved transposes. Sums over entries
-// are taken in eight lanes, so they round differently from the portable ones.
+// the gradient and curvature terms (4 + 10 for k = 4) entry by entry, in scalar
+// registers: it ran at about 20 cycles per stored entry, five times the MU
+// rows. Here the eight spectra rows of a group are transposed once (as
+// simd8::maps_row does) and saved; lambda, the ratios, curvatures and the sums
+// are vectors over the group's entries, and the later passes (the step's
+// direction, the trial steps, the model at the new w) read the saved
+// transposes. Sums over entries are taken in eight lanes, so they round
+// differently from the portable ones.
 // Only compiled where cpu_features.hpp allows; only run when the CPU has
 // AVX-512 F, VL and DQ.
 #pragma once
@@ -30,11 +31,13 @@ namespace psnmf::detail::simd8 {
 /// The counts of the group of eight entries from p as doubles, and their
 /// columns in `cols`: the row's own, or for the tail group (fewer than eight
 /// left) `tail` filled with them and the last column repeated, whose count is 0
-/// (as for_each_group).
+/// (as for_each_group, which also prefetches the same way).
 template <class Value>
 PSNMF_NEWTON512_TARGET inline __m512d group_at(const RowSpan<Value> &r, std::int64_t p,
                                                std::int32_t *tail, const std::int32_t *&cols) {
   if (p + 8 <= r.n) {
+    simd4::prefetch_ahead(r.cols + p, simd4::kPrefetchEntries * sizeof(std::int32_t));
+    simd4::prefetch_ahead(r.x + p, simd4::kPrefetchEntries * sizeof(Value));
     cols = r.cols + p;
     return load8(r.x + p);
   }
@@ -46,15 +49,17 @@ PSNMF_NEWTON512_TARGET inline __m512d group_at(const RowSpan<Value> &r, std::int
   return load8_masked(valid, r.x + p);
 }
 
-/// newton_row (newton_rows.inl) for k = 4, with the same arguments plus
-/// `transposed` (4 values per stored entry of the row, + 32).
-template <class Value>
+/// newton_row (newton_rows.inl) for k = 4 V, with the same arguments plus
+/// `transposed` (k values per stored entry of the row, + 8 k).
+template <int V, class Value>
 PSNMF_NEWTON512_TARGET inline void
-newton_row4(const RowSpan<Value> &r, double *w, const double *spectra_t,
-            const double *spectra_rowsum, const double *mu_denominator, double *colsum, double *acc,
-            std::uint64_t *supports, double *lambda, double *along, double *transposed, double *s) {
-  constexpr int K = 4, M = packed_size(K), kTries = 4;
-  static_assert(newton_stats_stride(K) == 16, "the statistics of a column are two vectors");
+newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
+                 const double *spectra_rowsum, const double *mu_denominator, double *colsum,
+                 double *acc, std::uint64_t *supports, double *lambda, double *along,
+                 double *transposed, double *s) {
+  static_assert(V == 1 || V == 2, "k = 4 V components");
+  constexpr int K = 4 * V, M = packed_size(K), kTries = 4, kStride = newton_stats_stride(K);
+  static_assert(kStride % 8 == 0 || kStride % 8 == 4, "whole vectors of 8 or 4 statistics");
   const __m512d floor = _mm512_set1_pd(kModelFloor), one = _mm512_set1_pd(1.0);
   // Model, ratios and curvatures at the current w; gradient and curvature sums.
   __m512d w_q[K], numerator_q[K], hessian_q[M];
@@ -65,7 +70,7 @@ newton_row4(const RowSpan<Value> &r, double *w, const double *spectra_t,
   for (int i = 0; i < M; ++i)
     hessian_q[i] = _mm512_setzero_pd();
   // A plain loop, not for_each_group: through a closure's references GCC kept
-  // the 18 accumulators on the stack.
+  // the accumulators on the stack (all 18 of k = 4 fit the registers).
   alignas(32) std::int32_t tail_cols[8];
   for (std::int64_t p = 0; p < r.n; p += 8) {
     const std::int32_t *cols;
@@ -74,7 +79,8 @@ newton_row4(const RowSpan<Value> &r, double *w, const double *spectra_t,
     for (int e = 0; e < 8; ++e)
       h[e] = spectra_t + std::int64_t(cols[e]) * K;
     __m512d t[K];
-    transpose8x4(h, 0, t);
+    for (int i = 0; i < V; ++i)
+      transpose8x4(h, 4 * i, t + 4 * i);
     for (int q = 0; q < K; ++q)
       _mm512_storeu_pd(transposed + p * K + 8 * q, t[q]);
     __m512d model = _mm512_mul_pd(w_q[0], t[0]);
@@ -159,9 +165,9 @@ newton_row4(const RowSpan<Value> &r, double *w, const double *spectra_t,
     }
   }
 
-  // Statistics of the spectra columns at the new w: (w, packed w w^T, 0, 0)
-  // scaled by the ratio (first four) and the curvature (the rest).
-  alignas(64) double outer[16] = {};
+  // Statistics of the spectra columns at the new w: (w, packed w w^T, zero
+  // padding) scaled by the ratio (first k) and the curvature (the rest).
+  alignas(64) double outer[(kStride + 7) / 8 * 8] = {};
   int at = K;
   for (int a = 0; a < K; ++a) {
     outer[a] = w[a];
@@ -174,21 +180,34 @@ newton_row4(const RowSpan<Value> &r, double *w, const double *spectra_t,
     for (std::int64_t p = 0; p < r.n; ++p)
       add_support(supports + std::int64_t(r.cols[p]) * support_words(K), support);
   }
-  const __m512d outer_low = _mm512_load_pd(outer), outer_high = _mm512_load_pd(outer + 8);
-  for_each_group(
-      r, [&](const std::int32_t *cols, __m512d x, std::int64_t p) PSNMF_NEWTON512_TARGET {
-        const __m512d inverse = _mm512_div_pd(one, _mm512_loadu_pd(lambda + p));
-        const __m512d ratio = _mm512_mul_pd(x, inverse), curvature = _mm512_mul_pd(ratio, inverse);
-        for (int e = 0; e < 8; ++e) {
-          const __m512i lane = _mm512_set1_epi64(e);
-          const __m512d ratio_e = _mm512_permutexvar_pd(lane, ratio);
-          const __m512d curvature_e = _mm512_permutexvar_pd(lane, curvature);
-          double *a = acc + std::int64_t(cols[e]) * 16;
-          const __m512d low = _mm512_mask_blend_pd(0xF0, ratio_e, curvature_e);
-          _mm512_storeu_pd(a, _mm512_fmadd_pd(low, outer_low, _mm512_loadu_pd(a)));
-          _mm512_storeu_pd(a + 8, _mm512_fmadd_pd(curvature_e, outer_high, _mm512_loadu_pd(a + 8)));
-        }
-      });
+  __m512d outer_v[(kStride + 7) / 8];
+  for (int i = 0; i < kStride; i += 8)
+    outer_v[i / 8] = _mm512_load_pd(outer + i);
+  for_each_group(r, [&](const std::int32_t *cols, __m512d x,
+                        std::int64_t p) PSNMF_NEWTON512_TARGET {
+    const __m512d inverse = _mm512_div_pd(one, _mm512_loadu_pd(lambda + p));
+    const __m512d ratio = _mm512_mul_pd(x, inverse), curvature = _mm512_mul_pd(ratio, inverse);
+    for (int e = 0; e < 8; ++e) {
+      const __m512i lane = _mm512_set1_epi64(e);
+      const __m512d ratio_e = _mm512_permutexvar_pd(lane, ratio);
+      const __m512d curvature_e = _mm512_permutexvar_pd(lane, curvature);
+      double *a = acc + std::int64_t(cols[e]) * kStride;
+      // Vector i / 8 covers statistics i..i+7: ratio below K, curvature from K.
+      for (int i = 0; i + 8 <= kStride; i += 8) {
+        const __m512d coef = i + 8 <= K ? ratio_e
+                             : i >= K ? curvature_e
+                                      : _mm512_mask_blend_pd(static_cast<__mmask8>(0xFF << (K - i)),
+                                                             ratio_e, curvature_e);
+        _mm512_storeu_pd(a + i, _mm512_fmadd_pd(coef, outer_v[i / 8], _mm512_loadu_pd(a + i)));
+      }
+      if constexpr (kStride % 8 == 4) { // the last four: curvature (K <= kStride - 4)
+        constexpr int i = kStride - 4;
+        _mm256_storeu_pd(a + i, _mm256_fmadd_pd(_mm512_castpd512_pd256(curvature_e),
+                                                _mm512_castpd512_pd256(outer_v[i / 8]),
+                                                _mm256_loadu_pd(a + i)));
+      }
+    }
+  });
 }
 
 } // namespace psnmf::detail::simd8
