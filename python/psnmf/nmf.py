@@ -122,9 +122,10 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         guarantees a decrease). Whenever the loss is evaluated, a rise restores
         the last evaluated state and the safer variants (guaranteed column
         steps, then "mu") continue from there, so ``loss_history_`` never
-        increases. An iteration costs about 5 "mu" iterations, but it converges
-        far faster: on bench/workloads.py counts (0.1 counts per channel, k = 4
-        and 8) it reached the loss of 200 "mu" iterations in 14-18 iterations,
+        increases. An iteration costs about 4 "mu" iterations (k = 4; 4.5 at
+        k = 8, with the AVX-512 rows), but it converges far faster: on
+        bench/workloads.py counts (0.1 counts per channel, k = 4 and 8) it
+        reached the loss of 200 "mu" iterations in 14-18 iterations,
         though on 65536 x 1024 (seed 0) it settled in another local minimum,
         about 1e-6 above that loss.
         ``transform`` (spectra fixed) uses "mu". At most 64 components.
