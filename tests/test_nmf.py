@@ -432,7 +432,9 @@ def test_newton_iterates_equal_numpy_reference(problem, kind, n_iter):
     assert model.reconstruction_err_ == pytest.approx(generalized_kl(X, W, model.components_))
 
 
-@pytest.mark.parametrize(("k", "n_iter"), [(1, 14), (2, 14), (4, 14), (5, 14), (6, 14), (8, 14), (9, 5)])
+@pytest.mark.parametrize(
+    ("k", "n_iter"), [(1, 14), (2, 14), (4, 14), (5, 14), (6, 14), (8, 14), (9, 5)]
+)
 def test_newton_other_ranks_equal_numpy_reference(k, n_iter):
     """Zero-padded (k = 1, 2, 5, 6 on AVX), unpadded k = 4 and 8 (the AVX-512 Newton rows;
     the fixture's k = 3 pads its 4th lane with zeros) and generic (k = 9) rows. Beyond 8
