@@ -156,7 +156,11 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         ``sqrt(2 D)``).
     loss_history_ : ndarray of shape (n_evaluations,)
         Loss of the initial factors, then every 10 iterations, then of the
-        final factors (``reconstruction_err_``); non-increasing.
+        final factors (``reconstruction_err_``); non-increasing while the
+        model stays above its floor (float32 eps, as in scikit-learn's loss) at
+        every count. A start far below it (say a rank-1 start on counts that
+        span 8 decades) makes the first value understate the divergence, and
+        the next can then be higher although the divergence fell.
     loss_iterations_ : ndarray of int of shape (n_evaluations,)
         Iterations after which each ``loss_history_`` value was evaluated:
         0, 10, 20, ..., ``n_iter_``.
