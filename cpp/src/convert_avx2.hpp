@@ -209,6 +209,23 @@ PSNMF_AVX2 std::int64_t fill_bits(const In *block, std::uint32_t mask, std::int6
   return p;
 }
 
+/// The nonzeros of row[j..n_cols) (column col0 + j onwards) one at a time from
+/// position p, after the vector blocks; returns the position after the last.
+template <class In, class Value>
+PSNMF_AVX2 std::int64_t fill_remaining(const In *row, std::int64_t j, std::int64_t n_cols,
+                                       std::int64_t col0, std::int64_t p, std::int32_t *indices,
+                                       Value *values) {
+  for (; j < n_cols; ++j) {
+    const In v = row[j];
+    if (v != In(0)) {
+      indices[p] = static_cast<std::int32_t>(col0 + j);
+      values[p] = static_cast<Value>(v);
+      ++p;
+    }
+  }
+  return p;
+}
+
 /// Left-pack the nonzeros of one contiguous row of n_cols values, whose first
 /// value is column col0, from position p; vector stores only while p + kBlock
 /// <= limit (nothing at or past limit is written), else one nonzero at a time.
@@ -253,15 +270,7 @@ PSNMF_AVX2 std::int64_t fill_row(const In *row, std::int64_t n_cols, std::int64_
       }
     }
   }
-  for (; j < n_cols; ++j) {
-    const In v = row[j];
-    if (v != In(0)) {
-      indices[p] = static_cast<std::int32_t>(col0 + j);
-      values[p] = static_cast<Value>(v);
-      ++p;
-    }
-  }
-  return p;
+  return fill_remaining(row, j, n_cols, col0, p, indices, values);
 }
 
 /// ValueRange of 32 values at a time, in vector registers; merge() adds it to

@@ -152,15 +152,7 @@ PSNMF_AVX512_FILL std::int64_t fill_row(const In *row, std::int64_t n_cols, std:
       }
     }
   }
-  for (; j < n_cols; ++j) {
-    const In v = row[j];
-    if (v != In(0)) {
-      indices[p] = static_cast<std::int32_t>(col0 + j);
-      values[p] = static_cast<Value>(v);
-      ++p;
-    }
-  }
-  return p;
+  return avx2::fill_remaining(row, j, n_cols, col0, p, indices, values);
 }
 
 /// Row-major fill of rows [r0, r1), which own positions indptr[r0] to indptr[r1].

@@ -79,6 +79,35 @@ PSNMF_AVX512 void transpose8x4(const double *const h[8], int off, __m512d t[4]) 
   t[3] = _mm512_shuffle_f64x2(ab_hi, cd_hi, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
+/// The spectra rows (K = 4 V values each) of the eight columns, transposed:
+/// t[q] = component q of each column's row.
+template <int V>
+PSNMF_AVX512 void transpose_group(const std::int32_t *cols, const double *spectra_t,
+                                  __m512d t[4 * V]) {
+  const double *h[8];
+  for (int e = 0; e < 8; ++e)
+    h[e] = spectra_t + std::int64_t(cols[e]) * (4 * V);
+  for (int i = 0; i < V; ++i)
+    transpose8x4(h, 4 * i, t + 4 * i);
+}
+
+/// sum_q c[q] t[q] over K components: c[0] t[0], then one FMA per component in
+/// order (every lambda of these rows is summed so).
+template <int K> PSNMF_AVX512 __m512d combine(const __m512d c[K], const __m512d t[K]) {
+  __m512d sum = _mm512_mul_pd(c[0], t[0]);
+  for (int q = 1; q < K; ++q)
+    sum = _mm512_fmadd_pd(c[q], t[q], sum);
+  return sum;
+}
+
+/// combine with t read from a saved transposed group (K vectors of 8 from t).
+template <int K> PSNMF_AVX512 __m512d combine_saved(const __m512d c[K], const double *t) {
+  __m512d sum = _mm512_mul_pd(c[0], _mm512_loadu_pd(t));
+  for (int q = 1; q < K; ++q)
+    sum = _mm512_fmadd_pd(c[q], _mm512_loadu_pd(t + 8 * q), sum);
+  return sum;
+}
+
 /// Sum of the eight lanes, in a fixed order.
 PSNMF_AVX512 double lane_sum(__m512d v) {
   const __m256d half = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
@@ -114,18 +143,12 @@ PSNMF_AVX512 double maps_row(const RowSpan<Value> &r, double *w, const double *s
   }
   const __m512d floor = _mm512_set1_pd(kModelFloor);
   for_each_group(r, [&](const std::int32_t *cols, __m512d x, std::int64_t p) PSNMF_AVX512_TARGET {
-    const double *h[8];
-    for (int e = 0; e < 8; ++e)
-      h[e] = spectra_t + std::int64_t(cols[e]) * K;
     __m512d t[K];
-    for (int i = 0; i < V; ++i)
-      transpose8x4(h, 4 * i, t + 4 * i);
+    transpose_group<V>(cols, spectra_t, t);
     if (transposed_out)
       for (int q = 0; q < K; ++q)
         _mm512_storeu_pd(transposed_out + p * K + 8 * q, t[q]);
-    __m512d lambda = _mm512_mul_pd(w_q[0], t[0]);
-    for (int q = 1; q < K; ++q)
-      lambda = _mm512_fmadd_pd(w_q[q], t[q], lambda);
+    const __m512d lambda = combine<K>(w_q, t);
     const __m512d ratio8 = _mm512_div_pd(x, _mm512_max_pd(lambda, floor));
     _mm512_storeu_pd(ratio + p, ratio8);
     for (int q = 0; q < K; ++q)
@@ -154,10 +177,7 @@ PSNMF_AVX512 void spectra_row_transposed(const RowSpan<Value> &r, const double *
   const __m512d w_row = V == 1 ? _mm512_broadcast_f64x4(_mm256_loadu_pd(w)) : _mm512_loadu_pd(w);
   const __m512d floor = _mm512_set1_pd(kModelFloor);
   for_each_group(r, [&](const std::int32_t *cols, __m512d x, std::int64_t p) PSNMF_AVX512_TARGET {
-    const double *t = transposed + p * K;
-    __m512d lambda = _mm512_mul_pd(w_q[0], _mm512_loadu_pd(t));
-    for (int q = 1; q < K; ++q)
-      lambda = _mm512_fmadd_pd(w_q[q], _mm512_loadu_pd(t + 8 * q), lambda);
+    const __m512d lambda = combine_saved<K>(w_q, transposed + p * K);
     const __m512d ratio8 = _mm512_div_pd(x, _mm512_max_pd(lambda, floor));
     for (int e = 0; e < 8; ++e) {
       // One lane to all: vpermpd with an index vector was faster here than

@@ -75,18 +75,11 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
   for (std::int64_t p = 0; p < r.n; p += 8) {
     const std::int32_t *cols;
     const __m512d x = group_at(r, p, tail_cols, cols);
-    const double *h[8];
-    for (int e = 0; e < 8; ++e)
-      h[e] = spectra_t + std::int64_t(cols[e]) * K;
     __m512d t[K];
-    for (int i = 0; i < V; ++i)
-      transpose8x4(h, 4 * i, t + 4 * i);
+    transpose_group<V>(cols, spectra_t, t);
     for (int q = 0; q < K; ++q)
       _mm512_storeu_pd(transposed + p * K + 8 * q, t[q]);
-    __m512d model = _mm512_mul_pd(w_q[0], t[0]);
-    for (int q = 1; q < K; ++q)
-      model = _mm512_fmadd_pd(w_q[q], t[q], model);
-    model = _mm512_max_pd(model, floor);
+    const __m512d model = _mm512_max_pd(combine<K>(w_q, t), floor);
     _mm512_storeu_pd(lambda + p, model);
     const __m512d inverse = _mm512_div_pd(one, model);
     const __m512d ratio = _mm512_mul_pd(x, inverse), curvature = _mm512_mul_pd(ratio, inverse);
@@ -116,13 +109,8 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
       e_linear += e[q] * spectra_rowsum[q];
       e_q[q] = _mm512_set1_pd(e[q]);
     }
-    for (std::int64_t p = 0; p < r.n; p += 8) {
-      const double *t = transposed + p * K;
-      __m512d c = _mm512_mul_pd(e_q[0], _mm512_loadu_pd(t));
-      for (int q = 1; q < K; ++q)
-        c = _mm512_fmadd_pd(e_q[q], _mm512_loadu_pd(t + 8 * q), c);
-      _mm512_storeu_pd(along + p, c);
-    }
+    for (std::int64_t p = 0; p < r.n; p += 8)
+      _mm512_storeu_pd(along + p, combine_saved<K>(e_q, transposed + p * K));
     double trial = 1.0;
     for (int attempt = 0; attempt < kTries; ++attempt, trial *= 0.5) {
       const __m512d trial8 = _mm512_set1_pd(trial);
@@ -156,13 +144,8 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
       w[q] *= numerator[q] / mu_denominator[q];
       w_q[q] = _mm512_set1_pd(w[q]);
     }
-    for (std::int64_t p = 0; p < r.n; p += 8) {
-      const double *t = transposed + p * K;
-      __m512d model = _mm512_mul_pd(w_q[0], _mm512_loadu_pd(t));
-      for (int q = 1; q < K; ++q)
-        model = _mm512_fmadd_pd(w_q[q], _mm512_loadu_pd(t + 8 * q), model);
-      _mm512_storeu_pd(lambda + p, _mm512_max_pd(model, floor));
-    }
+    for (std::int64_t p = 0; p < r.n; p += 8)
+      _mm512_storeu_pd(lambda + p, _mm512_max_pd(combine_saved<K>(w_q, transposed + p * K), floor));
   }
 
   // Statistics of the spectra columns at the new w: (w, packed w w^T, zero
