@@ -98,7 +98,7 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
   }
   for (int i = 0; i < M; ++i)
     hessian[i] = lane_sum(hessian_q[i]);
-  const double slope = projected_newton_step(w, g, hessian, K, s, e);
+  const double slope = projected_newton_step<K>(w, g, hessian, K, s, e);
 
   // The largest trial step in 1, 1/2, 1/4, 1/8 that passes the trapezoid test.
   double step = 0.0;

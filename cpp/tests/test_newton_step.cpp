@@ -1,0 +1,178 @@
+// The projected Newton step (cpp/src/newton_step.hpp) against Eigen's Cholesky
+// solve on the free set, for k known at compile time and at run time.
+#include <Eigen/Dense>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "check.hpp"
+#include "newton_step.hpp"
+
+namespace {
+
+using psnmf::detail::packed_size;
+using psnmf::detail::projected_newton_step;
+
+struct Case {
+  int k;
+  Eigen::VectorXd v, g;
+  Eigen::MatrixXd hessian;
+};
+
+/// The step as the header documents it, written with Eigen on the compacted
+/// free set: e = max(d, -v) there, 0 elsewhere; returns g . e.
+double reference_step(const Case &c, Eigen::VectorXd &e) {
+  e = Eigen::VectorXd::Zero(c.k);
+  std::vector<int> free;
+  for (int q = 0; q < c.k; ++q)
+    if (c.v[q] > 0.0 || c.g[q] < 0.0)
+      free.push_back(q);
+  const int m = static_cast<int>(free.size());
+  if (m == 0)
+    return 0.0;
+  Eigen::MatrixXd a(m, m);
+  Eigen::VectorXd rhs(m);
+  for (int i = 0; i < m; ++i) {
+    rhs[i] = -c.g[free[i]];
+    for (int j = 0; j < m; ++j)
+      a(i, j) = c.hessian(free[i], free[j]);
+  }
+  const double trace = a.trace();
+  if (!(trace > 0.0)) {
+    for (int q : free)
+      e[q] = c.g[q] > 0.0 ? -c.v[q] : 0.0;
+    return c.g.dot(e);
+  }
+  a.diagonal().array() += 1e-10 * trace / m;
+  const Eigen::LLT<Eigen::MatrixXd> llt(a);
+  if (llt.info() != Eigen::Success)
+    return 0.0;
+  const Eigen::VectorXd d = llt.solve(rhs);
+  for (int i = 0; i < m; ++i)
+    e[free[i]] = std::max(d[i], -c.v[free[i]]);
+  return c.g.dot(e);
+}
+
+/// Runs the header's step with k fixed at compile time (K) or at run time (K = 0).
+template <int K> double header_step(const Case &c, Eigen::VectorXd &e) {
+  std::vector<double> packed;
+  for (int a = 0; a < c.k; ++a)
+    for (int b = a; b < c.k; ++b)
+      packed.push_back(c.hessian(a, b));
+  std::vector<double> work(static_cast<std::size_t>(c.k * c.k + 2 * c.k), -1.0);
+  e = Eigen::VectorXd::Constant(c.k, 99.0); // every value must be written
+  return projected_newton_step<K>(c.v.data(), c.g.data(), packed.data(), c.k, work.data(),
+                                  e.data());
+}
+
+template <int K> void check_case(const Case &c, double rtol) {
+  Eigen::VectorXd want, got;
+  const double want_slope = reference_step(c, want);
+  const double got_slope = header_step<K>(c, got);
+  const double scale = want.cwiseAbs().maxCoeff() + 1e-300;
+  for (int q = 0; q < c.k; ++q) {
+    CHECK_NEAR(got[q], want[q], rtol * scale);
+    if (!(c.v[q] > 0.0 || c.g[q] < 0.0))
+      CHECK_EQ(got[q], 0.0);  // outside the free set: exactly no move
+    CHECK(got[q] >= -c.v[q]); // projected: v + e >= 0
+  }
+  CHECK_NEAR(got_slope, want_slope, rtol * (std::fabs(want_slope) + 1e-300));
+}
+
+/// A random case: Hessian sum_p c_p u_p u_p^T over `n_terms` nonnegative u_p
+/// (fewer than k: singular), v with zeros where `zero_bits` says, g of both signs.
+Case random_case(int k, int n_terms, unsigned zero_bits, std::mt19937_64 &rng) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  Case c{k, Eigen::VectorXd(k), Eigen::VectorXd(k), Eigen::MatrixXd::Zero(k, k)};
+  for (int p = 0; p < n_terms; ++p) {
+    Eigen::VectorXd u(k);
+    for (int q = 0; q < k; ++q)
+      u[q] = unit(rng);
+    c.hessian += (0.5 + unit(rng)) * u * u.transpose();
+  }
+  for (int q = 0; q < k; ++q) {
+    c.v[q] = (zero_bits >> (q % 32) & 1) ? 0.0 : 0.1 + unit(rng);
+    c.g[q] = unit(rng) - 0.5;
+  }
+  return c;
+}
+
+template <int K> void check_random_cases(int k) {
+  std::mt19937_64 rng(7 + k);
+  for (int trial = 0; trial < 300; ++trial) {
+    // Every free-set pattern for small k; random ones above.
+    const unsigned zeros = k <= 8 ? unsigned(trial) % (1u << k) : unsigned(rng());
+    const Case c = random_case(k, 3 * k, zeros, rng);
+    check_case<K>(c, 1e-9);
+  }
+}
+
+template <int K> void test_random_fixed() {
+  check_random_cases<K>(K);
+}
+
+void test_random_dynamic() {
+  for (int k : {1, 3, 4, 8, 12})
+    check_random_cases<0>(k);
+}
+
+void test_no_free_component() {
+  Case c{4, Eigen::VectorXd::Zero(4), Eigen::VectorXd::Constant(4, 1.0),
+         Eigen::MatrixXd::Identity(4, 4)};
+  Eigen::VectorXd e;
+  CHECK_EQ(header_step<4>(c, e), 0.0);
+  CHECK(e.isZero(0.0));
+}
+
+void test_linear_without_counts() {
+  // No curvature: a free coordinate with positive gradient goes to zero; one
+  // with a negative gradient cannot move (it would need counts).
+  Case c{4, Eigen::Vector4d(1.0, 2.0, 0.0, 3.0), Eigen::Vector4d(0.5, -0.5, -1.0, 0.0),
+         Eigen::MatrixXd::Zero(4, 4)};
+  Eigen::VectorXd e;
+  CHECK_EQ(header_step<4>(c, e), -0.5);
+  CHECK_EQ(e[0], -1.0);
+  CHECK_EQ(e[1], 0.0);
+  CHECK_EQ(e[2], 0.0);
+  CHECK_EQ(e[3], 0.0);
+  check_case<0>(c, 0.0);
+}
+
+void test_not_positive_definite() {
+  Case c{3, Eigen::Vector3d(1.0, 1.0, 1.0), Eigen::Vector3d(0.1, -0.2, 0.3),
+         Eigen::Matrix3d::Identity()};
+  c.hessian(1, 1) = -1.0; // positive trace, indefinite
+  Eigen::VectorXd e;
+  CHECK_EQ(header_step<3>(c, e), 0.0);
+  CHECK(e.isZero(0.0));
+}
+
+void test_singular_with_ridge() {
+  // One count for four components: rank 1, the ridge keeps the step finite
+  // and it still descends. The ridged matrix's condition number is about
+  // 1e10, so two correct solvers agree to about 1e10 eps.
+  std::mt19937_64 rng(3);
+  const Case c = random_case(4, 1, 0u, rng);
+  Eigen::VectorXd e;
+  const double slope = header_step<4>(c, e);
+  CHECK(e.allFinite());
+  CHECK(slope <= 0.0);
+  check_case<4>(c, 1e-4);
+}
+
+} // namespace
+
+int main() {
+  psnmf_test::run("random k=1", test_random_fixed<1>);
+  psnmf_test::run("random k=3", test_random_fixed<3>);
+  psnmf_test::run("random k=4", test_random_fixed<4>);
+  psnmf_test::run("random k=8", test_random_fixed<8>);
+  psnmf_test::run("random k=16", test_random_fixed<16>);
+  psnmf_test::run("random k at run time", test_random_dynamic);
+  psnmf_test::run("no free component", test_no_free_component);
+  psnmf_test::run("linear without counts", test_linear_without_counts);
+  psnmf_test::run("not positive definite", test_not_positive_definite);
+  psnmf_test::run("singular with ridge", test_singular_with_ridge);
+  return psnmf_test::finish("newton_step");
+}
