@@ -139,8 +139,8 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
   }
   for (; at < stride; ++at)
     outer[at] = 0.0;
-  if (supports) {
-    const unsigned support = support_of(w, k);
+  const unsigned support = supports ? support_of(w, k) : 0u;
+  if (supports && support_can_decide(support, k)) {
     const std::int64_t words = support_words(k);
     for (std::int64_t p = 0; p < r.n; ++p)
       add_support(supports + std::int64_t(r.cols[p]) * words, support);

@@ -158,8 +158,8 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
     for (int b = a; b < K; ++b)
       outer[at++] = w[a] * w[b];
   }
-  if (supports) {
-    const unsigned support = support_of(w, K);
+  const unsigned support = supports ? support_of(w, K) : 0u;
+  if (supports && support_can_decide(support, K)) {
     for (std::int64_t p = 0; p < r.n; ++p)
       add_support(supports + std::int64_t(r.cols[p]) * support_words(K), support);
   }

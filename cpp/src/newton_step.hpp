@@ -39,6 +39,16 @@ inline unsigned support_of(const double *w, int k) {
   return support;
 }
 
+/// Whether a row's support can decide a column's whole step (empties_a_model),
+/// so must be added to its columns' sets. Neither the empty support nor the
+/// full one (all k components) can: the first is in no nonempty subset, and the
+/// second only in the set of all components, which a whole step never sets to
+/// zero (newton_column takes one only if it keeps a component). Most rows of a
+/// well-mixed fit have the full support: the rows skip most of the updates.
+inline bool support_can_decide(unsigned support, int k) {
+  return support != 0 && support != (1u << k) - 1u;
+}
+
 /// Adds a support to a column's set.
 inline void add_support(std::uint64_t *set, unsigned support) {
   set[support / 64] |= std::uint64_t(1) << (support % 64);

@@ -1,8 +1,10 @@
 // The projected Newton step (cpp/src/newton_step.hpp) against Eigen's Cholesky
-// solve on the free set, for k known at compile time and at run time.
+// solve on the free set, for k known at compile time and at run time; the rule
+// for which maps supports the columns' sets need.
 #include <Eigen/Dense>
 
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -161,6 +163,26 @@ void test_singular_with_ridge() {
   check_case<4>(c, 1e-4);
 }
 
+void test_supports_that_cannot_decide() {
+  // A support the rows skip must never make empties_a_model true for a whole
+  // step, which keeps at least one component (zeros != all); every other must.
+  using psnmf::detail::add_support;
+  using psnmf::detail::empties_a_model;
+  using psnmf::detail::support_can_decide;
+  using psnmf::detail::support_words;
+  for (int k = 1; k <= psnmf::detail::kMaxSupportComponents; ++k) {
+    const unsigned all = (1u << k) - 1u;
+    for (unsigned support = 0; support <= all; ++support) {
+      std::vector<std::uint64_t> set(static_cast<std::size_t>(support_words(k)), 0);
+      add_support(set.data(), support);
+      bool decides = false;
+      for (unsigned zeros = 0; zeros < all; ++zeros)
+        decides = decides || empties_a_model(set.data(), zeros);
+      CHECK_EQ(support_can_decide(support, k), decides);
+    }
+  }
+}
+
 } // namespace
 
 int main() {
@@ -174,5 +196,6 @@ int main() {
   psnmf_test::run("linear without counts", test_linear_without_counts);
   psnmf_test::run("not positive definite", test_not_positive_definite);
   psnmf_test::run("singular with ridge", test_singular_with_ridge);
+  psnmf_test::run("supports that cannot decide", test_supports_that_cannot_decide);
   return psnmf_test::finish("newton_step");
 }
