@@ -164,15 +164,18 @@ inline void apply_spectra_numerators(const std::vector<double> &acc, std::int64_
                                      double *spectra_t) {
   const std::int64_t block = n_cols * k;
   const double tiny = std::numeric_limits<double>::epsilon();
+  std::vector<double> numerator(static_cast<std::size_t>(k)); // this thread's
 #pragma omp for schedule(static)
   for (std::int64_t j = 0; j < n_cols; ++j) {
+    // Chunk by chunk, in chunk order: k independent sums, not one dependent
+    // chain over the chunks per component.
+    std::fill(numerator.begin(), numerator.end(), 0.0);
+    for (std::int64_t c = 0; c < n_chunks; ++c)
+      for (int q = 0; q < k; ++q)
+        numerator[q] += acc[c * block + j * k + q];
     for (int q = 0; q < k; ++q) {
-      const std::int64_t at = j * k + q;
-      double numerator = 0.0;
-      for (std::int64_t c = 0; c < n_chunks; ++c)
-        numerator += acc[c * block + at];
-      const double h = spectra_t[at] * (numerator / denominator[q]);
-      spectra_t[at] = h < tiny ? 0.0 : h; // as scikit-learn: avoids denormal drift to 0
+      const double h = spectra_t[j * k + q] * (numerator[q] / denominator[q]);
+      spectra_t[j * k + q] = h < tiny ? 0.0 : h; // as scikit-learn: avoids denormal drift to 0
     }
   }
 }

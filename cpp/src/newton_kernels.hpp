@@ -138,11 +138,13 @@ void newton_pass(const Counts &rows, double *maps, double *spectra_t, const doub
         std::vector<double> s(static_cast<std::size_t>(newton_scratch_size(k)));
 #pragma omp for schedule(static)
         for (std::int64_t j = 0; j < n_cols; ++j) {
-          for (std::int64_t i = 0; i < stride; ++i) {
-            double sum = 0.0;
-            for (std::int64_t c = 0; c < part.n_chunks; ++c)
-              sum += scratch[c * block + j * stride + i];
-            stats[i] = sum;
+          // Chunk by chunk, in chunk order: independent (vector) sums over the
+          // statistics, not one dependent chain over the chunks per statistic.
+          std::fill(stats.begin(), stats.end(), 0.0);
+          for (std::int64_t c = 0; c < part.n_chunks; ++c) {
+            const double *chunk_stats = scratch.data() + c * block + j * stride;
+            for (std::int64_t i = 0; i < stride; ++i)
+              stats[i] += chunk_stats[i];
           }
           std::uint64_t set[support_words(kMaxSupportComponents)] = {};
           for (std::int64_t c = 0; track_supports && c < part.n_chunks; ++c)
