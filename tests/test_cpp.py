@@ -131,7 +131,7 @@ def test_cpp_unit_tests_pass(tools, tmp_path_factory):
         cwd=build,
     )
     assert "100% tests passed" in proc.stdout, proc.stdout
-    for name in ("binning", "convert", "divergence", "updates", "invalid_input"):
+    for name in ("binning", "convert", "divergence", "updates", "invalid_input", "newton_step"):
         assert name in proc.stdout, f"ctest did not run {name!r}:\n{proc.stdout}"
 
 
