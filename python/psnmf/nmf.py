@@ -122,7 +122,7 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         guarantees a decrease). Whenever the loss is evaluated, a rise restores
         the last evaluated state and the safer variants (guaranteed column
         steps, then "mu") continue from there, so ``loss_history_`` never
-        increases. An iteration costs about 4 "mu" iterations (k = 4; 4.5 at
+        increases. An iteration costs about 3 "mu" iterations (k = 4; 4.3 at
         k = 8, with the AVX-512 rows), but it converges far faster: on
         bench/workloads.py counts (0.1 counts per channel, k = 4 and 8) it
         reached the loss of 200 "mu" iterations in 14-18 iterations,
