@@ -106,7 +106,7 @@ inline double projected_newton_step(const double *v, const double *g, const doub
     k = K;
   // Locals when k is known: the compiler keeps them in registers.
   double local[K > 0 ? K * K + 2 * K : 1];
-  double *a = K > 0 ? local : work; // k x k, row-major, lower triangle used
+  double *a = K > 0 ? local : work; // k x k, row-major: the matrix, then its factors
   double *b = a + k * k;            // right-hand side, then the solution
   double *y = a + k * k + k;        // forward-substitution result
   bool free_q[K > 0 ? K : kMaxNewtonComponents];
