@@ -149,12 +149,7 @@ double log_term(const Counts &rows, const double *maps, const double *spectra_t,
 /// Column sums of the maps from per-chunk partials (n_chunks, k), in chunk order.
 inline void reduce_colsums(const std::vector<double> &partial, std::int64_t n_chunks, int k,
                            double *maps_colsum) {
-  for (int q = 0; q < k; ++q) {
-    double s = 0.0;
-    for (std::int64_t c = 0; c < n_chunks; ++c)
-      s += partial[c * k + q];
-    maps_colsum[q] = s;
-  }
+  sum_chunks(partial.data(), n_chunks, k, k, maps_colsum);
 }
 
 /// spectra <- spectra * (sum of the chunk numerators) / denominator, spectra
@@ -167,12 +162,7 @@ inline void apply_spectra_numerators(const std::vector<double> &acc, std::int64_
   std::vector<double> numerator(static_cast<std::size_t>(k)); // this thread's
 #pragma omp for schedule(static)
   for (std::int64_t j = 0; j < n_cols; ++j) {
-    // Chunk by chunk, in chunk order: k independent sums, not one dependent
-    // chain over the chunks per component.
-    std::fill(numerator.begin(), numerator.end(), 0.0);
-    for (std::int64_t c = 0; c < n_chunks; ++c)
-      for (int q = 0; q < k; ++q)
-        numerator[q] += acc[c * block + j * k + q];
+    sum_chunks(acc.data() + j * k, n_chunks, block, k, numerator.data());
     for (int q = 0; q < k; ++q) {
       const double h = spectra_t[j * k + q] * (numerator[q] / denominator[q]);
       spectra_t[j * k + q] = h < tiny ? 0.0 : h; // as scikit-learn: avoids denormal drift to 0

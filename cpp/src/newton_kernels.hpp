@@ -138,14 +138,7 @@ void newton_pass(const Counts &rows, double *maps, double *spectra_t, const doub
         std::vector<double> s(static_cast<std::size_t>(newton_scratch_size(k)));
 #pragma omp for schedule(static)
         for (std::int64_t j = 0; j < n_cols; ++j) {
-          // Chunk by chunk, in chunk order: independent (vector) sums over the
-          // statistics, not one dependent chain over the chunks per statistic.
-          std::fill(stats.begin(), stats.end(), 0.0);
-          for (std::int64_t c = 0; c < part.n_chunks; ++c) {
-            const double *chunk_stats = scratch.data() + c * block + j * stride;
-            for (std::int64_t i = 0; i < stride; ++i)
-              stats[i] += chunk_stats[i];
-          }
+          sum_chunks(scratch.data() + j * stride, part.n_chunks, block, stride, stats.data());
           std::uint64_t set[support_words(kMaxSupportComponents)] = {};
           for (std::int64_t c = 0; track_supports && c < part.n_chunks; ++c)
             for (int word = 0; word < words; ++word)

@@ -55,6 +55,16 @@ struct RowPartition {
   std::int64_t end(std::int64_t chunk) const { return (chunk + 1) * n_rows / n_chunks; }
 };
 
+/// out[i] = the sum over chunks c, in chunk order, of partials[c * block + i],
+/// for i < n: n independent sums (they vectorise), taken chunk by chunk.
+inline void sum_chunks(const double *partials, std::int64_t n_chunks, std::int64_t block,
+                       std::int64_t n, double *out) {
+  std::fill(out, out + n, 0.0);
+  for (std::int64_t c = 0; c < n_chunks; ++c)
+    for (std::int64_t i = 0; i < n; ++i)
+      out[i] += partials[c * block + i];
+}
+
 /// Sum of per-chunk partials, in chunk order.
 inline double ordered_sum(const std::vector<double> &partials) {
   double total = 0.0;
