@@ -139,12 +139,8 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
   }
   for (; at < stride; ++at)
     outer[at] = 0.0;
-  const unsigned support = supports ? support_of(w, k) : 0u;
-  if (supports && support_can_decide(support, k)) {
-    const std::int64_t words = support_words(k);
-    for (std::int64_t p = 0; p < r.n; ++p)
-      add_support(supports + std::int64_t(r.cols[p]) * words, support);
-  }
+  if (supports)
+    add_row_support(w, k, r.cols, r.n, supports);
   ratios_and_curvatures(r, lambda, ratio, curvature);
   constexpr int SL = K > 0 ? newton_stats_stride(K) : 1;
   double outer_l[SL]; // in registers (acc could alias the scratch, as far as the compiler knows)

@@ -158,11 +158,8 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
     for (int b = a; b < K; ++b)
       outer[at++] = w[a] * w[b];
   }
-  const unsigned support = supports ? support_of(w, K) : 0u;
-  if (supports && support_can_decide(support, K)) {
-    for (std::int64_t p = 0; p < r.n; ++p)
-      add_support(supports + std::int64_t(r.cols[p]) * support_words(K), support);
-  }
+  if (supports)
+    add_row_support(w, K, r.cols, r.n, supports);
   __m512d outer_v[(kStride + 7) / 8];
   for (int i = 0; i < kStride; i += 8)
     outer_v[i / 8] = _mm512_load_pd(outer + i);

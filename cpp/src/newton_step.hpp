@@ -54,6 +54,19 @@ inline void add_support(std::uint64_t *set, unsigned support) {
   set[support / 64] |= std::uint64_t(1) << (support % 64);
 }
 
+/// Adds the support of a maps row w (k values) to the sets of the n columns
+/// `cols` it has counts in (`supports`, support_words(k) words per column),
+/// unless it cannot decide a whole step.
+inline void add_row_support(const double *w, int k, const std::int32_t *cols, std::int64_t n,
+                            std::uint64_t *supports) {
+  const unsigned support = support_of(w, k);
+  if (!support_can_decide(support, k))
+    return;
+  const std::int64_t words = support_words(k);
+  for (std::int64_t p = 0; p < n; ++p)
+    add_support(supports + std::int64_t(cols[p]) * words, support);
+}
+
 /// Whether a column whose rows with counts have the support set `set` would
 /// leave one of them without model if the components in `zeros` (a bit set)
 /// were zero: some nonempty support lies within `zeros`.
