@@ -125,24 +125,35 @@ def cd_kl(X, W, H, n_iter, update_W=True, update_H=True):
 
 
 def _projected_newton_step(v, g, hessian):
-    """e = max(0, v + d) - v for the Newton step d on the free set; returns (e, g . e)."""
+    """e = max(0, v + d) - v for the Newton step d on the free set; returns (e, g . e).
+
+    A free coordinate whose d falls below -v with a positive gradient goes to
+    its bound (e = -v) and d is solved again on the others, until none does."""
     e = np.zeros_like(v)
     free = (v > 0) | (g < 0)
     if not free.any():
         return e, 0.0
-    A = hessian[np.ix_(free, free)]
-    trace = np.trace(A)
-    if not trace > 0:
-        e[free] = np.where(g[free] > 0, -v[free], 0.0)
-        return e, float(g @ e)
-    A = A + 1e-10 * trace / free.sum() * np.eye(free.sum())
-    try:
-        L = np.linalg.cholesky(A)
-    except np.linalg.LinAlgError:
-        return e, 0.0
-    d = np.linalg.solve(L.T, np.linalg.solve(L, -g[free]))
-    e[free] = np.maximum(d, -v[free])
-    return e, float(g @ e)
+    solved = free.copy()
+    while True:
+        bound = free & ~solved
+        A = hessian[np.ix_(solved, solved)]
+        trace = np.trace(A)
+        if not trace > 0:
+            e[free] = np.where(g[free] > 0, -v[free], 0.0)
+            return e, float(g @ e)
+        A = A + 1e-10 * trace / solved.sum() * np.eye(solved.sum())
+        try:
+            L = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            return np.zeros_like(v), 0.0
+        rhs = -g[solved] + hessian[np.ix_(solved, bound)] @ v[bound]
+        d = np.linalg.solve(L.T, np.linalg.solve(L, rhs))
+        to_bound = (d < -v[solved]) & (g[solved] > 0)
+        if not to_bound.any():
+            e[solved] = np.maximum(d, -v[solved])
+            e[bound] = -v[bound]
+            return e, float(g @ e)
+        solved[np.flatnonzero(solved)[to_bound]] = False
 
 
 def _newton_statistics(v, x, partner, linear):

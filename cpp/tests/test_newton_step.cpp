@@ -23,37 +23,64 @@ struct Case {
 };
 
 /// The step as the header documents it, written with Eigen on the compacted
-/// free set: e = max(d, -v) there, 0 elsewhere; returns g . e.
-double reference_step(const Case &c, Eigen::VectorXd &e) {
+/// solved set: e = max(d, -v) there, -v for the coordinates sent to their
+/// bound, 0 outside the free set; returns g . e. `rounds` counts the solves.
+double reference_step(const Case &c, Eigen::VectorXd &e, int *rounds = nullptr) {
   e = Eigen::VectorXd::Zero(c.k);
-  std::vector<int> free;
+  std::vector<int> solved, at_bound;
   for (int q = 0; q < c.k; ++q)
     if (c.v[q] > 0.0 || c.g[q] < 0.0)
-      free.push_back(q);
-  const int m = static_cast<int>(free.size());
-  if (m == 0)
+      solved.push_back(q);
+  if (rounds)
+    *rounds = 0;
+  if (solved.empty())
     return 0.0;
-  Eigen::MatrixXd a(m, m);
-  Eigen::VectorXd rhs(m);
-  for (int i = 0; i < m; ++i) {
-    rhs[i] = -c.g[free[i]];
-    for (int j = 0; j < m; ++j)
-      a(i, j) = c.hessian(free[i], free[j]);
+  for (;;) {
+    if (rounds)
+      ++*rounds;
+    const int m = static_cast<int>(solved.size());
+    Eigen::MatrixXd a(m, m);
+    Eigen::VectorXd rhs(m);
+    for (int i = 0; i < m; ++i) {
+      rhs[i] = -c.g[solved[i]];
+      for (int b : at_bound) // the bound coordinates move by -v_b
+        rhs[i] += c.hessian(solved[i], b) * c.v[b];
+      for (int j = 0; j < m; ++j)
+        a(i, j) = c.hessian(solved[i], solved[j]);
+    }
+    const double trace = a.trace();
+    if (!(trace > 0.0)) {
+      // No curvature left: every free coordinate with positive gradient to 0.
+      for (int q : solved)
+        e[q] = c.g[q] > 0.0 ? -c.v[q] : 0.0;
+      for (int q : at_bound)
+        e[q] = -c.v[q];
+      return c.g.dot(e);
+    }
+    a.diagonal().array() += 1e-10 * trace / m;
+    const Eigen::LLT<Eigen::MatrixXd> llt(a);
+    if (llt.info() != Eigen::Success) {
+      e.setZero();
+      return 0.0;
+    }
+    const Eigen::VectorXd d = llt.solve(rhs);
+    std::vector<int> kept;
+    for (int i = 0; i < m; ++i) {
+      const int q = solved[i];
+      if (d[i] < -c.v[q] && c.g[q] > 0.0)
+        at_bound.push_back(q);
+      else
+        kept.push_back(q);
+    }
+    if (kept.size() == solved.size()) {
+      for (int i = 0; i < m; ++i)
+        e[solved[i]] = std::max(d[i], -c.v[solved[i]]);
+      for (int q : at_bound)
+        e[q] = -c.v[q];
+      return c.g.dot(e);
+    }
+    solved = kept;
   }
-  const double trace = a.trace();
-  if (!(trace > 0.0)) {
-    for (int q : free)
-      e[q] = c.g[q] > 0.0 ? -c.v[q] : 0.0;
-    return c.g.dot(e);
-  }
-  a.diagonal().array() += 1e-10 * trace / m;
-  const Eigen::LLT<Eigen::MatrixXd> llt(a);
-  if (llt.info() != Eigen::Success)
-    return 0.0;
-  const Eigen::VectorXd d = llt.solve(rhs);
-  for (int i = 0; i < m; ++i)
-    e[free[i]] = std::max(d[i], -c.v[free[i]]);
-  return c.g.dot(e);
 }
 
 /// Runs the header's step with k fixed at compile time (K) or at run time (K = 0).
@@ -68,9 +95,11 @@ template <int K> double header_step(const Case &c, Eigen::VectorXd &e) {
                                   e.data());
 }
 
-template <int K> void check_case(const Case &c, double rtol) {
+/// Checks the header's step against the reference; returns the reference's solves.
+template <int K> int check_case(const Case &c, double rtol) {
   Eigen::VectorXd want, got;
-  const double want_slope = reference_step(c, want);
+  int rounds = 0;
+  const double want_slope = reference_step(c, want, &rounds);
   const double got_slope = header_step<K>(c, got);
   const double scale = want.cwiseAbs().maxCoeff() + 1e-300;
   for (int q = 0; q < c.k; ++q) {
@@ -80,10 +109,12 @@ template <int K> void check_case(const Case &c, double rtol) {
     CHECK(got[q] >= -c.v[q]); // projected: v + e >= 0
   }
   CHECK_NEAR(got_slope, want_slope, rtol * (std::fabs(want_slope) + 1e-300));
+  return rounds;
 }
 
 /// A random case: Hessian sum_p c_p u_p u_p^T over `n_terms` nonnegative u_p
-/// (fewer than k: singular), v with zeros where `zero_bits` says, g of both signs.
+/// (fewer than k: singular), v with zeros where `zero_bits` says and a quarter
+/// of the others small (their steps often cross zero), g of both signs.
 Case random_case(int k, int n_terms, unsigned zero_bits, std::mt19937_64 &rng) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   Case c{k, Eigen::VectorXd(k), Eigen::VectorXd(k), Eigen::MatrixXd::Zero(k, k)};
@@ -94,7 +125,8 @@ Case random_case(int k, int n_terms, unsigned zero_bits, std::mt19937_64 &rng) {
     c.hessian += (0.5 + unit(rng)) * u * u.transpose();
   }
   for (int q = 0; q < k; ++q) {
-    c.v[q] = (zero_bits >> (q % 32) & 1) ? 0.0 : 0.1 + unit(rng);
+    const double scale = unit(rng) < 0.25 ? 1e-3 : 1.0;
+    c.v[q] = (zero_bits >> (q % 32) & 1) ? 0.0 : scale * (0.1 + unit(rng));
     c.g[q] = unit(rng) - 0.5;
   }
   return c;
@@ -102,12 +134,15 @@ Case random_case(int k, int n_terms, unsigned zero_bits, std::mt19937_64 &rng) {
 
 template <int K> void check_random_cases(int k) {
   std::mt19937_64 rng(7 + k);
+  int resolved = 0;
   for (int trial = 0; trial < 300; ++trial) {
     // Every free-set pattern for small k; random ones above.
     const unsigned zeros = k <= 8 ? unsigned(trial) % (1u << k) : unsigned(rng());
     const Case c = random_case(k, 3 * k, zeros, rng);
-    check_case<K>(c, 1e-9);
+    resolved += check_case<K>(c, 1e-9) > 1;
   }
+  if (k > 1)
+    CHECK(resolved > 0); // the cases reach the solves after a move to the bound
 }
 
 template <int K> void test_random_fixed() {
@@ -139,6 +174,37 @@ void test_linear_without_counts() {
   CHECK_EQ(e[2], 0.0);
   CHECK_EQ(e[3], 0.0);
   check_case<0>(c, 0.0);
+}
+
+void test_tiny_value_does_not_block_a_zero() {
+  // Component 2 is tiny with a large positive gradient, component 1 zero with a
+  // negative one. Clipped alone, the step solved as if component 2 went far
+  // below zero pushes 0 and 3 up and 1 down, so 1 stays at zero; with 2 sent to
+  // its bound and the rest solved again, 1 rises.
+  Eigen::MatrixXd u(5, 4);
+  u << 3, 2, 2, 3, 2, 3, 1, 3, 3, 0, 2, 1, 0, 0, 1, 0, 2, 0, 2, 3;
+  Case c{4, Eigen::Vector4d(1.0, 0.0, 1e-30, 1.0), Eigen::Vector4d(0.0, -1.0, 10.0, 0.0),
+         u.transpose() * u};
+  Eigen::VectorXd e;
+  const double slope = header_step<4>(c, e);
+  CHECK(e[1] > 0.1);
+  CHECK_EQ(e[2], -1e-30);
+  // The reduced system on 0, 1 and 3 with component 2 at zero, solved apart.
+  const std::vector<int> rest{0, 1, 3};
+  Eigen::Matrix3d a;
+  Eigen::Vector3d rhs;
+  for (int i = 0; i < 3; ++i) {
+    rhs[i] = -c.g[rest[i]] + c.hessian(rest[i], 2) * c.v[2];
+    for (int j = 0; j < 3; ++j)
+      a(i, j) = c.hessian(rest[i], rest[j]);
+  }
+  a.diagonal().array() += 1e-10 * a.trace() / 3;
+  const Eigen::Vector3d d = a.ldlt().solve(rhs);
+  for (int i = 0; i < 3; ++i)
+    CHECK_NEAR(e[rest[i]], d[i], 1e-12);
+  CHECK(slope < 0.0);
+  check_case<4>(c, 1e-9);
+  check_case<0>(c, 1e-9);
 }
 
 void test_not_positive_definite() {
@@ -194,6 +260,7 @@ int main() {
   psnmf_test::run("random k at run time", test_random_dynamic);
   psnmf_test::run("no free component", test_no_free_component);
   psnmf_test::run("linear without counts", test_linear_without_counts);
+  psnmf_test::run("tiny value does not block a zero", test_tiny_value_does_not_block_a_zero);
   psnmf_test::run("not positive definite", test_not_positive_definite);
   psnmf_test::run("singular with ridge", test_singular_with_ridge);
   psnmf_test::run("supports that cannot decide", test_supports_that_cannot_decide);
