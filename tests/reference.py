@@ -166,16 +166,24 @@ def _newton_statistics(v, x, partner, linear):
 
 
 def _newton_row(w, x, partner, rowsum):
-    """A maps row's Newton step, tried at t = 1, 1/2, 1/4, 1/8 by the trapezoid
-    test phi'(0) + phi'(t) <= 0; else the MU step."""
+    """A maps row's Newton step, tried at t = 1, 1/2, 1/4, 1/8: the largest t that
+    passes the trapezoid test phi'(0) + phi'(t) <= 0 and then, halving on, whose
+    exact change of the row's loss is no rise beyond rounding; else the MU step."""
     lam, numerator, g, hessian = _newton_statistics(w, x, partner, rowsum)
     e, slope = _projected_newton_step(w, g, hessian)
     if slope < 0:
         along = partner @ e
-        for t in 0.5 ** np.arange(4):
-            end_slope = e @ rowsum - np.sum(x * along / np.maximum(lam + t * along, EPS32))
+        e_linear = e @ rowsum
+        trials = 0.5 ** np.arange(4)
+        for i, t in enumerate(trials):
+            end_slope = e_linear - np.sum(x * along / np.maximum(lam + t * along, EPS32))
             if slope + end_slope <= 0:
-                return np.maximum(w + t * e, 0.0)
+                for t in trials[i:]:
+                    moved = np.maximum(lam + t * along, EPS32)
+                    change = t * e_linear - np.sum(x * np.log(moved / lam))
+                    if change <= 1e-13 * (abs(t * e_linear) + x.sum()):
+                        return np.maximum(w + t * e, 0.0)
+                break
     return w * numerator / np.where(rowsum == 0, EPS32, rowsum)
 
 

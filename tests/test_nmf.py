@@ -498,13 +498,31 @@ def test_newton_rejects_a_fixed_factor_and_too_many_components(problem):
         _core.fit_poisson_nmf(counts.core, X.shape[1], W, H, 5, 0.0, solver="newton")
 
 
-def test_newton_checkpoints_undo_a_rise_of_the_loss():
-    """Very low counts (5 per pixel): some Newton iterations raise the loss. Each
-    rise restores the last evaluated state (the same loss is reported again), and
-    the fit goes on from there, never reporting an increase."""
-    X, _, _ = low_rank_poisson(60, 40, 3, counts_per_pixel=5, seed=0)
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("seed", [0, 3, 16, 19, 35])
+def test_newton_rows_never_raise_the_loss_at_low_counts(seed):
+    """5 counts per pixel: the rows' trapezoid test alone accepted steps that raised
+    the loss, the checkpoints undid two iterations and MU finished the fit. With the
+    rows' exact check every iteration lowers the loss."""
+    X, _, _ = low_rank_poisson(60, 40, 3, counts_per_pixel=5, seed=seed)
+    rng = np.random.default_rng(seed)
     W0, H0 = rng.uniform(0.1, 2.0, (60, 3)), rng.uniform(0.1, 2.0, (3, 40))
+    counts = to_counts(X)
+    report = _core.fit_poisson_nmf(
+        counts.core, 40, W0.copy(), H0.copy(), 20, 0.0, loss_every=1, solver="newton"
+    )
+    history = np.asarray(report["loss_history"])
+    assert np.all(np.diff(history) < 0)
+
+
+def test_newton_checkpoints_undo_a_rise_of_the_loss():
+    """Ten components for rank-3 data at 5 counts per pixel: beyond 8 components the
+    columns' whole steps are not checked for emptied models, and one raises the loss
+    (the rows' steps cannot: they are checked). The rise restores the last evaluated
+    state (the same loss is reported again), and the fit goes on from there, never
+    reporting an increase."""
+    X, _, _ = low_rank_poisson(60, 40, 3, counts_per_pixel=5, seed=5)
+    rng = np.random.default_rng(5)
+    W0, H0 = rng.uniform(0.1, 2.0, (60, 10)), rng.uniform(0.1, 2.0, (10, 40))
     W, H = W0.copy(), H0.copy()
     counts = to_counts(X)
     report = _core.fit_poisson_nmf(counts.core, 40, W, H, 60, 0.0, loss_every=1, solver="newton")

@@ -61,10 +61,9 @@ void newton_column(double *h, const double *stats, const double *maps_colsum, in
   const double slope = projected_newton_step<K>(h, g, hessian, k, work, e);
   if (slope < 0.0) {
     // rho over all components, and over those the step leaves above zero.
-    double rho = 0.0, rho_kept = 0.0, quadratic = 0.0;
+    double rho = 0.0, rho_kept = 0.0;
     bool any_kept = false;
     unsigned zeros = 0; // components of some map, zero after the whole step (k <= 8)
-    int at = 0;
     for (int a = 0; a < k; ++a) {
       const bool kept = h[a] + e[a] > 0.0;
       any_kept = any_kept || kept;
@@ -76,10 +75,8 @@ void newton_column(double *h, const double *stats, const double *maps_colsum, in
         if (kept)
           rho_kept = std::max(rho_kept, -e[a] / h[a]);
       }
-      quadratic += hessian[at++] * e[a] * e[a];
-      for (int b = a + 1; b < k; ++b)
-        quadratic += 2.0 * hessian[at++] * e[a] * e[b];
     }
+    const double quadratic = quadratic_form(hessian, e, k);
     // Bold: the whole step, components set to zero included (the bound cannot
     // cover those; the checkpoints guard the loss), if the rest passes it.
     if (!guaranteed && any_kept && !(supports && empties_a_model(supports, zeros)) &&

@@ -49,16 +49,44 @@ PSNMF_NEWTON512_TARGET inline __m512d group_at(const RowSpan<Value> &r, std::int
   return load8_masked(valid, r.x + p);
 }
 
+/// The largest relative rise along_p / lambda_p of the row's entries (at
+/// least 0; both arrays hold the entries rounded up to 8).
+PSNMF_NEWTON512_TARGET inline double largest_rise8(const double *lambda, const double *along,
+                                                   std::int64_t n) {
+  __m512d rise = _mm512_setzero_pd();
+  for (std::int64_t p = 0; p < n; p += 8)
+    rise =
+        _mm512_max_pd(rise, _mm512_div_pd(_mm512_loadu_pd(along + p), _mm512_loadu_pd(lambda + p)));
+  return _mm512_reduce_max_pd(rise);
+}
+
+/// The row's exact loss change at step t (row_loss_change of newton_rows.inl);
+/// `q` takes the ratios of new to old model (room for the entries rounded up
+/// to 8).
+template <class Value>
+PSNMF_NEWTON512_TARGET inline double row_loss_change8(const RowSpan<Value> &r, const double *lambda,
+                                                      const double *along, double t,
+                                                      double e_linear, double *q) {
+  const __m512d t8 = _mm512_set1_pd(t), floor = _mm512_set1_pd(kModelFloor);
+  for (std::int64_t p = 0; p < r.n; p += 8) {
+    const __m512d l = _mm512_loadu_pd(lambda + p);
+    const __m512d moved = _mm512_fmadd_pd(t8, _mm512_loadu_pd(along + p), l);
+    _mm512_storeu_pd(q + p, _mm512_div_pd(_mm512_max_pd(moved, floor), l));
+  }
+  return t * e_linear - simd4::row_log_term(r, q);
+}
+
 /// newton_row (newton_rows.inl) for k = 4 V, with the same arguments plus
-/// `transposed` (k values per stored entry of the row, + 8 k).
+/// `transposed` (k values per stored entry of the row, + 8 k) and
+/// `model_ratio` (room for the entries rounded up to 8; row_loss_change8).
 template <int V, class Value>
 PSNMF_NEWTON512_TARGET inline void
 newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
                  const double *spectra_rowsum, const double *mu_denominator, double *colsum,
                  double *acc, std::uint64_t *supports, double *lambda, double *along,
-                 double *transposed, double *s) {
+                 double *model_ratio, double *transposed, double *s) {
   static_assert(V == 1 || V == 2, "k = 4 V components");
-  constexpr int K = 4 * V, M = packed_size(K), kTries = 4, kStride = newton_stats_stride(K);
+  constexpr int K = 4 * V, M = packed_size(K), kStride = newton_stats_stride(K);
   static_assert(kStride % 8 == 0 || kStride % 8 == 4, "whole vectors of 8 or 4 statistics");
   const __m512d floor = _mm512_set1_pd(kModelFloor), one = _mm512_set1_pd(1.0);
   // Model, ratios and curvatures at the current w; gradient and curvature sums.
@@ -100,7 +128,8 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
     hessian[i] = lane_sum(hessian_q[i]);
   const double slope = projected_newton_step<K>(w, g, hessian, K, s, e);
 
-  // The largest trial step in 1, 1/2, 1/4, 1/8 that passes the trapezoid test.
+  // The largest trial step in 1, 1/2, 1/4, 1/8 that passes the trapezoid test,
+  // and lowers the row's loss (newton_rows.inl).
   double step = 0.0;
   if (slope < 0.0) {
     double e_linear = 0.0;
@@ -109,24 +138,38 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
       e_linear += e[q] * spectra_rowsum[q];
       e_q[q] = _mm512_set1_pd(e[q]);
     }
-    for (std::int64_t p = 0; p < r.n; p += 8)
+    // Whether some model is at the floor, now or at the accepted trial step.
+    __mmask8 floored = 0;
+    for (std::int64_t p = 0; p < r.n; p += 8) {
       _mm512_storeu_pd(along + p, combine_saved<K>(e_q, transposed + p * K));
-    double trial = 1.0;
-    for (int attempt = 0; attempt < kTries; ++attempt, trial *= 0.5) {
+      floored |= _mm512_cmp_pd_mask(_mm512_loadu_pd(lambda + p), floor, _CMP_LE_OQ);
+    }
+    double trial = 1.0, trapezoid = 0.0;
+    for (int attempt = 0; attempt < kRowTries; ++attempt, trial *= 0.5) {
       const __m512d trial8 = _mm512_set1_pd(trial);
       __m512d sum8 = _mm512_setzero_pd();
-      for_each_group(
-          r, [&](const std::int32_t *, __m512d x, std::int64_t p) PSNMF_NEWTON512_TARGET {
-            const __m512d a = _mm512_loadu_pd(along + p);
-            const __m512d moved =
-                _mm512_max_pd(_mm512_fmadd_pd(trial8, a, _mm512_loadu_pd(lambda + p)), floor);
-            sum8 = _mm512_add_pd(sum8, _mm512_div_pd(_mm512_mul_pd(x, a), moved));
-          });
-      if (slope + (e_linear - lane_sum(sum8)) <= 0.0) {
+      __mmask8 at_floor = 0;
+      for_each_group(r, [&](const std::int32_t *, __m512d x,
+                            std::int64_t p) PSNMF_NEWTON512_TARGET {
+        const __m512d a = _mm512_loadu_pd(along + p);
+        const __m512d moved = _mm512_fmadd_pd(trial8, a, _mm512_loadu_pd(lambda + p));
+        at_floor |= _mm512_cmp_pd_mask(moved, floor, _CMP_LE_OQ);
+        sum8 = _mm512_add_pd(sum8, _mm512_div_pd(_mm512_mul_pd(x, a), _mm512_max_pd(moved, floor)));
+      });
+      trapezoid = slope + (e_linear - lane_sum(sum8));
+      if (trapezoid <= 0.0) {
         step = trial;
+        floored |= at_floor;
         break;
       }
     }
+    if (step > 0.0)
+      step = confirmed_step(
+          step, trapezoid, hessian, w, e, K, floored != 0, e_linear, r,
+          [=]() PSNMF_NEWTON512_TARGET { return largest_rise8(lambda, along, r.n); },
+          [=](double at) PSNMF_NEWTON512_TARGET {
+            return row_loss_change8(r, lambda, along, at, e_linear, model_ratio);
+          });
   }
   // The new w and the model there: along the step, or else the MU step.
   if (step > 0.0) {

@@ -9,8 +9,12 @@
 // maps row (newton_rows.inl) and spectra column (newton_kernels.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+
+#include "psnmf/divergence.hpp"
+#include "row_access.hpp"
 
 namespace psnmf::detail {
 
@@ -80,6 +84,79 @@ inline bool empties_a_model(const std::uint64_t *set, unsigned zeros) {
 /// Packed upper triangle of a symmetric k x k matrix, row by row: (a, b), a <= b.
 inline constexpr int packed_size(int k) {
   return k * (k + 1) / 2;
+}
+
+/// A maps row's step is tried at t = 1, 1/2, ..., kSmallestTrial (kRowTries
+/// values; newton_rows.inl).
+inline constexpr int kRowTries = 4;
+inline constexpr double kSmallestTrial = 0.125;
+
+/// e^T H e for the packed symmetric H (packed_size(k) values).
+inline double quadratic_form(const double *packed, const double *e, int k) {
+  double sum = 0.0;
+  int at = 0;
+  for (int a = 0; a < k; ++a) {
+    sum += packed[at++] * e[a] * e[a];
+    for (int b = a + 1; b < k; ++b)
+      sum += 2.0 * packed[at++] * e[a] * e[b];
+  }
+  return sum;
+}
+
+/// Whether the trapezoid test's acceptance of a maps row's step t guarantees
+/// that the row's loss does not rise, so that its exact change need not be
+/// evaluated (newton_rows.inl). `trapezoid` = phi'(0) + phi'(t) (<= 0),
+/// `quadratic` = phi''(0) = e^T H e, `rise` >= the largest relative rise of an
+/// entry's model at t = 1, a_p / lambda_p (a_p = e . h_p); `floored`: some
+/// entry's model is at the floor at 0 or t (then phi'(t) is not the floored
+/// loss's, and there is no guarantee).
+///
+/// The trapezoid rule's error on phi' gives phi(t) - phi(0) = t/2 (phi'(0) +
+/// phi'(t)) + t^3/6 sum_p x_p a_p^3 / (lambda_p + s a_p)^3 for some s in (0,
+/// t). Entries whose model falls only lower it; a rising one adds at most rise
+/// x_p a_p^2 / lambda_p^2, so the sum is at most rise phi''(0).
+inline bool trapezoid_guarantees(double t, double trapezoid, double quadratic, double rise,
+                                 bool floored) {
+  return !floored && 0.5 * t * trapezoid + t * t * t / 6.0 * rise * quadratic <= 0.0;
+}
+
+/// A bound on a maps row's relative model rises a_p / lambda_p without a pass
+/// over its entries: as h_p >= 0, (e . h_p) / (w . h_p) <= max_q e_q / w_q
+/// (infinite if a zero component rises).
+inline double rise_bound(const double *w, const double *e, int k) {
+  double rise = 0.0;
+  for (int q = 0; q < k; ++q)
+    if (e[q] > 0.0)
+      rise = std::max(rise, w[q] > 0.0 ? e[q] / w[q] : HUGE_VAL);
+  return rise;
+}
+
+/// Whether a maps row's exact loss change `change` (row_loss_change) at step t
+/// accepts it: no rise beyond the rounding of its terms (t e_linear, and the
+/// logs of the ratios of new to old model, at most about the row's counts in
+/// size).
+inline bool loss_change_accepted(double change, double t, double e_linear, double counts) {
+  return change <= 1e-13 * (std::fabs(t * e_linear) + counts);
+}
+
+/// A maps row's step t > 0, accepted by the trapezoid test (`trapezoid` =
+/// phi'(0) + phi'(t)), once the row's loss is known not to rise: t itself if a
+/// bound on the rises guarantees it (rise_bound, then largest_rise()), else
+/// the largest of t, t / 2, ..., kSmallestTrial whose exact change (change(t))
+/// loss_change_accepted takes, else 0. `hessian` is packed; `floored` as for
+/// trapezoid_guarantees.
+template <class Value, class LargestRise, class Change>
+inline double confirmed_step(double t, double trapezoid, const double *hessian, const double *w,
+                             const double *e, int k, bool floored, double e_linear,
+                             const RowSpan<Value> &r, LargestRise largest_rise, Change change) {
+  const double quadratic = quadratic_form(hessian, e, k);
+  if (trapezoid_guarantees(t, trapezoid, quadratic, rise_bound(w, e, k), floored) ||
+      trapezoid_guarantees(t, trapezoid, quadratic, largest_rise(), floored))
+    return t;
+  const double counts = row_counts(r);
+  while (t > 0.0 && !loss_change_accepted(change(t), t, e_linear, counts))
+    t = t > kSmallestTrial ? 0.5 * t : 0.0;
+  return t;
 }
 
 /// Doubles per spectra column of the Newton statistics: k gradient values, the

@@ -21,6 +21,14 @@ template <class Value> struct RowSpan {
   std::int64_t n = 0;
 };
 
+/// The row's total count.
+template <class Value> inline double row_counts(const RowSpan<Value> &r) {
+  double sum = 0.0;
+  for (std::int64_t p = 0; p < r.n; ++p)
+    sum += static_cast<double>(r.x[p]);
+  return sum;
+}
+
 /// Per-thread buffers a dense row is gathered into.
 template <class Value> struct RowScratch {
   std::vector<std::int32_t> cols;

@@ -229,6 +229,75 @@ void test_singular_with_ridge() {
   check_case<4>(c, 1e-4);
 }
 
+void test_trapezoid_guarantee_is_a_bound() {
+  // Random rows phi(t) = t c - sum_p x_p log(lambda_p + t a_p) with lambda_p =
+  // w . h_p, a_p = e . h_p (h_p >= 0, w + e >= 0): wherever the trapezoid test
+  // passes and trapezoid_guarantees holds (with the exact largest rise, and
+  // with rise_bound), phi(t) <= phi(0). The test alone must fail somewhere, or
+  // the guarantee would check nothing.
+  using psnmf::detail::rise_bound;
+  using psnmf::detail::trapezoid_guarantees;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::poisson_distribution<int> count(1.5);
+  const int k = 4;
+  int guaranteed = 0, estimate_wrong = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    const int n = 1 + static_cast<int>(rng() % 12);
+    double w[k], e[k];
+    for (int q = 0; q < k; ++q) {
+      w[q] = unit(rng) < 0.2 ? 0.0 : unit(rng);
+      e[q] = std::max(-w[q], 3.0 * (unit(rng) - 0.5));
+    }
+    std::vector<double> lambda(n), along(n), x(n);
+    double c = 0.0, quadratic = 0.0, rise = 0.0, slope = 0.0;
+    for (int q = 0; q < k; ++q)
+      c += e[q] * (0.5 + 2.0 * unit(rng)); // e . (spectra row sums)
+    bool usable = true;
+    for (int p = 0; p < n; ++p) {
+      lambda[p] = along[p] = 0.0;
+      for (int q = 0; q < k; ++q) {
+        const double h = unit(rng) < 0.3 ? 0.0 : unit(rng);
+        lambda[p] += w[q] * h;
+        along[p] += e[q] * h;
+      }
+      x[p] = 1 + count(rng);
+      usable = usable && lambda[p] > 1e-3;
+      if (!usable)
+        break;
+      quadratic += x[p] * along[p] * along[p] / (lambda[p] * lambda[p]);
+      rise = std::max(rise, along[p] / lambda[p]);
+      slope -= x[p] * along[p] / lambda[p];
+    }
+    slope += c;
+    if (!usable || !(slope < 0.0))
+      continue;
+    for (double t = 1.0; t >= 0.125; t *= 0.5) {
+      double end_slope = c, change = t * c;
+      bool floored = false;
+      for (int p = 0; p < n; ++p) {
+        const double moved = lambda[p] + t * along[p];
+        floored = floored || moved <= 1e-3;
+        end_slope -= x[p] * along[p] / moved;
+        change -= x[p] * std::log(moved / lambda[p]);
+      }
+      if (floored || !(slope + end_slope <= 0.0))
+        continue;
+      const double scale = 1e-12 * (std::fabs(t * c) + 100.0);
+      estimate_wrong += change > scale;
+      if (trapezoid_guarantees(t, slope + end_slope, quadratic, rise, false)) {
+        ++guaranteed;
+        CHECK(change <= scale);
+      }
+      if (trapezoid_guarantees(t, slope + end_slope, quadratic, rise_bound(w, e, k), false))
+        CHECK(change <= scale);
+      CHECK(!trapezoid_guarantees(t, slope + end_slope, quadratic, rise, true));
+    }
+  }
+  CHECK(guaranteed > 1000);
+  CHECK(estimate_wrong > 0);
+}
+
 void test_supports_that_cannot_decide() {
   // A support the rows skip must never make empties_a_model true for a whole
   // step, which keeps at least one component (zeros != all); every other must.
@@ -263,6 +332,7 @@ int main() {
   psnmf_test::run("tiny value does not block a zero", test_tiny_value_does_not_block_a_zero);
   psnmf_test::run("not positive definite", test_not_positive_definite);
   psnmf_test::run("singular with ridge", test_singular_with_ridge);
+  psnmf_test::run("trapezoid guarantee is a bound", test_trapezoid_guarantee_is_a_bound);
   psnmf_test::run("supports that cannot decide", test_supports_that_cannot_decide);
   return psnmf_test::finish("newton_step");
 }
