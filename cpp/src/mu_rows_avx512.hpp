@@ -125,6 +125,25 @@ template <int V> PSNMF_AVX512 void add_scaled(double *a, __m512d ratio, __m512d 
     _mm512_storeu_pd(a, _mm512_fmadd_pd(ratio, w_row, _mm512_loadu_pd(a)));
 }
 
+/// ratio_p = x_p / max(lambda_p, floor) over the row, k = 4 V, with the same
+/// lambda as maps_row (the same operations in the same order): the losses of
+/// the fused rows and of a pass of its own agree to the bit. `ratio` needs
+/// room for n rounded up to 8.
+template <int V, class Value>
+PSNMF_AVX512 void row_ratios(const RowSpan<Value> &r, const double *w, const double *spectra_t,
+                             double *ratio) {
+  constexpr int K = 4 * V;
+  __m512d w_q[K];
+  for (int q = 0; q < K; ++q)
+    w_q[q] = _mm512_set1_pd(w[q]);
+  const __m512d floor = _mm512_set1_pd(kModelFloor);
+  for_each_group(r, [&](const std::int32_t *cols, __m512d x, std::int64_t p) PSNMF_AVX512_TARGET {
+    __m512d t[K];
+    transpose_group<V>(cols, spectra_t, t);
+    _mm512_storeu_pd(ratio + p, _mm512_div_pd(x, _mm512_max_pd(combine<K>(w_q, t), floor)));
+  });
+}
+
 /// Maps row update for k = 4 V (V = 1, 2), as simd4::maps_row: w <- w *
 /// (sum_p ratio_p h_p) / denominator at the current w, the new w added to
 /// colsum; the transposed spectra of every group saved in `transposed_out`,
