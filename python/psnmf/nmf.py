@@ -113,21 +113,20 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         "newton": one "mu" iteration (it fixes the scale of the start), then
         alternating projected Newton steps: each iteration gives every map row
         one Newton step on its k values with the spectra fixed (accepted by a
-        trapezoid test on the derivative along the step, halved up to 3 times,
-        else the "mu" step), then every spectrum column one Newton step with
-        the maps fixed, from gradients and curvatures gathered in the same pass
-        over X (taken whole where a bound on the curvature holds over the
+        trapezoid test on the derivative along the step and, where a bound
+        cannot guarantee it, by the row's exact loss change; halved up to 3
+        times, else the "mu" step), then every spectrum column one Newton step
+        with the maps fixed, from gradients and curvatures gathered in the same
+        pass over X (taken whole where a bound on the curvature holds over the
         entries it keeps and, for up to 8 components, no pixel with counts in
         the channel is left without model; else shortened until the bound
         guarantees a decrease). Whenever the loss is evaluated, a rise restores
         the last evaluated state and the safer variants (guaranteed column
         steps, then "mu") continue from there, so ``loss_history_`` never
-        increases. An iteration costs about 3 "mu" iterations (k = 4; 4.3 at
+        increases. An iteration costs about 3 "mu" iterations (k = 4; 4.6 at
         k = 8, with the AVX-512 rows), but it converges far faster: on
         bench/workloads.py counts (0.1 counts per channel, k = 4 and 8) it
-        reached the loss of 200 "mu" iterations in 14-18 iterations,
-        though on 65536 x 1024 (seed 0) it settled in another local minimum,
-        about 1e-6 above that loss.
+        reached the loss of 200 "mu" iterations in 14-16 iterations.
         ``transform`` (spectra fixed) uses "mu". At most 64 components.
     max_iter : int, default=200
         Maximum number of iterations.
