@@ -45,7 +45,7 @@ PSNMF_ROWS_TARGET inline double row_ratios(const RowSpan<Value> &r, const double
   // Eight entries at a time: the scalar gather took a third of a loss pass.
   if constexpr (K == 4 || K == 8) {
     simd8::row_ratios<K / 4>(r, w, spectra_t, ratio);
-    return with_loss ? simd4::row_log_term(r, ratio) : 0.0;
+    return with_loss ? simd8::row_log_term(r, ratio) : 0.0;
   }
 #endif
   for (std::int64_t p = 0; p < r.n; ++p)

@@ -73,7 +73,7 @@ PSNMF_NEWTON512_TARGET inline double row_loss_change8(const RowSpan<Value> &r, c
     const __m512d moved = _mm512_fmadd_pd(t8, _mm512_loadu_pd(along + p), l);
     _mm512_storeu_pd(q + p, _mm512_div_pd(_mm512_max_pd(moved, floor), l));
   }
-  return t * e_linear - simd4::row_log_term(r, q);
+  return t * e_linear - row_log_term(r, q);
 }
 
 /// newton_row (newton_rows.inl) for k = 4 V, with the same arguments plus

@@ -1,7 +1,9 @@
-// The vectorised logarithm of the loss (cpp/src/simd_log.hpp) against std::log.
+// The vectorised logarithm of the loss (cpp/src/simd_log.hpp) against std::log,
+// and its eight-lane twin (simd_log512.hpp) against it, bit for bit.
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -10,6 +12,9 @@
 #include "cpu_features.hpp"
 #if PSNMF_HAVE_AVX_FMA_KERNELS
 #include "simd_log.hpp"
+#endif
+#if PSNMF_HAVE_AVX512_KERNELS
+#include "simd_log512.hpp"
 #endif
 
 namespace {
@@ -73,6 +78,34 @@ void test_special_lanes_fall_back() {
 }
 #endif
 
+#if PSNMF_HAVE_AVX512_KERNELS
+void test_eight_lanes_equal_four() {
+  // The whole range, values near 1 and near sqrt(2) times powers of two, and
+  // the special lanes (through std::log in both): the same bits.
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> exponent(-700.0, 700.0), offset(-1e-3, 1e-3);
+  std::vector<double> in(200000);
+  for (double &v : in)
+    v = std::exp(exponent(rng));
+  for (int e = -60; e <= 60; ++e)
+    for (const double centre : {1.0, std::sqrt(2.0)})
+      for (int i = 0; i < 200; ++i)
+        in.push_back(std::ldexp(centre * (1.0 + offset(rng)), e));
+  for (const double special :
+       {0.0, DBL_TRUE_MIN, 1e-310, std::numeric_limits<double>::infinity(), DBL_MAX, 1.0, -1.0})
+    in.push_back(special);
+  std::vector<double> four(in.size()), eight(in.size());
+  const auto n = static_cast<std::int64_t>(in.size());
+  psnmf::detail::simd4::log_array(in.data(), four.data(), n);
+  psnmf::detail::simd8::log_array(in.data(), eight.data(), n);
+  std::int64_t differ = 0;
+  for (std::size_t i = 0; i < in.size(); ++i)
+    differ += !(std::memcmp(&four[i], &eight[i], sizeof(double)) == 0 ||
+                (std::isnan(four[i]) && std::isnan(eight[i])));
+  CHECK_EQ(differ, std::int64_t(0));
+}
+#endif
+
 } // namespace
 
 int main() {
@@ -82,6 +115,10 @@ int main() {
     RUN(test_near_one_and_powers_of_two);
     RUN(test_special_lanes_fall_back);
   }
+#endif
+#if PSNMF_HAVE_AVX512_KERNELS
+  if (psnmf::detail::use_avx512_kernels())
+    RUN(test_eight_lanes_equal_four);
 #endif
   return psnmf_test::finish("simd_log");
 }
