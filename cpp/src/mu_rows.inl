@@ -32,6 +32,24 @@ template <int K> PSNMF_ROWS_TARGET inline double model_at(const double *w, const
   return lambda < kModelFloor ? kModelFloor : lambda;
 }
 
+/// Sum of x log(ratio) over the row's nonzero counts (explicit zeros skipped):
+/// with SIMD4 the vectorised rows' sum, so every loss this variant reports (and
+/// kl_divergence) comes from one formula.
+template <class Value>
+PSNMF_ROWS_TARGET inline double row_log_sum(const RowSpan<Value> &r, const double *ratio) {
+#if PSNMF_ROWS_SIMD4
+  return simd4::row_log_term(r, ratio);
+#else
+  double loss = 0.0;
+  for (std::int64_t p = 0; p < r.n; ++p) {
+    const double x = static_cast<double>(r.x[p]);
+    if (x != 0.0)
+      loss += x * std::log(ratio[p]);
+  }
+  return loss;
+#endif
+}
+
 /// ratio[p] = x_p / lambda_p over one row, in simple loops (gather-dot, then
 /// divide: the division loop vectorises). Returns the row's sum of
 /// x log(x / lambda) when `with_loss` (explicit zeros skipped), else 0.
@@ -52,19 +70,7 @@ PSNMF_ROWS_TARGET inline double row_ratios(const RowSpan<Value> &r, const double
     ratio[p] = model_at<K>(w, spectra_t + std::int64_t(r.cols[p]) * k, k);
   for (std::int64_t p = 0; p < r.n; ++p)
     ratio[p] = static_cast<double>(r.x[p]) / ratio[p];
-#if PSNMF_ROWS_SIMD4
-  // The same sum as the vectorised rows' losses, so every loss this variant
-  // reports (and kl_divergence) comes from one formula.
-  return with_loss ? simd4::row_log_term(r, ratio) : 0.0;
-#endif
-  double loss = 0.0;
-  if (with_loss)
-    for (std::int64_t p = 0; p < r.n; ++p) {
-      const double x = static_cast<double>(r.x[p]);
-      if (x != 0.0)
-        loss += x * std::log(ratio[p]);
-    }
-  return loss;
+  return with_loss ? row_log_sum(r, ratio) : 0.0;
 }
 
 /// w <- w * (sum_p ratio_p spectra_p) / denominator for one row; adds the new

@@ -30,17 +30,7 @@ PSNMF_ROWS_TARGET inline double row_loss_change(const RowSpan<Value> &r, const d
     const double moved = lambda[p] + t * along[p];
     q[p] = (moved < kModelFloor ? kModelFloor : moved) / lambda[p];
   }
-#if PSNMF_ROWS_SIMD4
-  return t * e_linear - simd4::row_log_term(r, q);
-#else
-  double logs = 0.0;
-  for (std::int64_t p = 0; p < r.n; ++p) {
-    const double x = static_cast<double>(r.x[p]);
-    if (x != 0.0)
-      logs += x * std::log(q[p]);
-  }
-  return t * e_linear - logs;
-#endif
+  return t * e_linear - row_log_sum(r, q);
 }
 
 /// The largest relative rise along_p / lambda_p of the row's n entries (at least 0).

@@ -70,6 +70,15 @@ PSNMF_AVX_FMA __m256d log4(__m256d v) {
   return _mm256_fmadd_pd(e, ln2_high, _mm256_fmadd_pd(e, ln2_low, log_m));
 }
 
+/// out[lane] = std::log(in[lane]) for the lanes (of `lanes`) whose bit in
+/// `normal` is clear: the vector logs' fallback outside the positive normal
+/// finite doubles.
+inline void log_other_lanes(const double *in, double *out, unsigned normal, int lanes) {
+  for (int lane = 0; lane < lanes; ++lane)
+    if (!(normal >> lane & 1))
+      out[lane] = std::log(in[lane]);
+}
+
 /// log4, with std::log for the lanes outside the positive normal finite
 /// doubles (zero, subnormal, infinite, NaN), so every lane is a true logarithm.
 PSNMF_AVX_FMA __m256d log4_or_scalar(__m256d v) {
@@ -82,9 +91,7 @@ PSNMF_AVX_FMA __m256d log4_or_scalar(__m256d v) {
   alignas(32) double in[4], out[4];
   _mm256_store_pd(in, v);
   _mm256_store_pd(out, logs);
-  for (int lane = 0; lane < 4; ++lane)
-    if (!(normal_lanes >> lane & 1))
-      out[lane] = std::log(in[lane]);
+  log_other_lanes(in, out, unsigned(normal_lanes), 4);
   return _mm256_load_pd(out);
 }
 

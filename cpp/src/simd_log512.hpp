@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "simd_log.hpp"
+
 #define PSNMF_AVX512F __attribute__((target("avx,fma,avx2,avx512f"))) inline
 
 namespace psnmf::detail::simd8 {
@@ -62,9 +64,7 @@ PSNMF_AVX512F __m512d log8_or_scalar(__m512d v) {
   alignas(64) double in[8], out[8];
   _mm512_store_pd(in, v);
   _mm512_store_pd(out, logs);
-  for (int lane = 0; lane < 8; ++lane)
-    if (!(normal >> lane & 1))
-      out[lane] = std::log(in[lane]);
+  simd4::log_other_lanes(in, out, normal, 8);
   return _mm512_load_pd(out);
 }
 
