@@ -156,6 +156,19 @@ def _projected_newton_step(v, g, hessian):
         solved[np.flatnonzero(solved)[to_bound]] = False
 
 
+OVER_RELAXATION = 1.5
+ROW_TRIALS = (1.0, 2 / 3, 0.5, 0.25, 0.125)
+COLUMN_TRIALS = (1.0, 5 / 6, 2 / 3, 0.5, 0.25, 0.125)
+
+
+def _over_relaxed(v, g, e, slope):
+    """The projected step lengthened OVER_RELAXATION times, coordinates that
+    would cross zero sent to it; the plain step if that turns the slope."""
+    longer = np.where(v + OVER_RELAXATION * e < 0, -v, OVER_RELAXATION * e)
+    longer_slope = float(g @ longer)
+    return (longer, longer_slope) if longer_slope < 0 else (e, slope)
+
+
 def _newton_statistics(v, x, partner, linear):
     """lambda, MU numerator, gradient and Hessian of the KL objective in the factor
     vector v (k,), whose counts x (n,) have partner vectors partner (n, k)."""
@@ -166,15 +179,17 @@ def _newton_statistics(v, x, partner, linear):
 
 
 def _newton_row(w, x, partner, rowsum):
-    """A maps row's Newton step, tried at t = 1, 1/2, 1/4, 1/8: the largest t that
-    passes the trapezoid test phi'(0) + phi'(t) <= 0 and then, halving on, whose
-    exact change of the row's loss is no rise beyond rounding; else the MU step."""
+    """A maps row's (over-relaxed) Newton step, tried at ROW_TRIALS: the largest t that
+    passes the trapezoid test phi'(0) + phi'(t) <= 0 and then, from there down
+    ROW_TRIALS, whose exact change of the row's loss is no rise beyond rounding;
+    else the MU step."""
     lam, numerator, g, hessian = _newton_statistics(w, x, partner, rowsum)
     e, slope = _projected_newton_step(w, g, hessian)
     if slope < 0:
+        e, slope = _over_relaxed(w, g, e, slope)
         along = partner @ e
         e_linear = e @ rowsum
-        trials = 0.5 ** np.arange(4)
+        trials = ROW_TRIALS
         for i, t in enumerate(trials):
             end_slope = e_linear - np.sum(x * along / np.maximum(lam + t * along, EPS32))
             if slope + end_slope <= 0:
@@ -207,14 +222,15 @@ def _empties_a_model(partner, kept, colsum):
 
 
 def _newton_column(h, x, partner, colsum):
-    """A spectra column's Newton step: whole if the curvature bound holds over
+    """A spectra column's (over-relaxed) Newton step: whole if the curvature bound holds over
     the components it keeps (zeros set by it included) and no row with counts in
-    the column is left without model; else at the largest t in 1, 1/2, 1/4, 1/8
+    the column is left without model; else at the largest t in COLUMN_TRIALS
     whose decrease the bound guarantees; else the MU step. (The solver's
     cautious mode, guaranteed steps only, is not modelled.)"""
     _, numerator, g, hessian = _newton_statistics(h, x, partner, colsum)
     e, slope = _projected_newton_step(h, g, hessian)
     if slope < 0:
+        e, slope = _over_relaxed(h, g, e, slope)
         falling = e < 0
         rho = np.max(-e[falling] / h[falling]) if falling.any() else 0.0
         kept = h + e > 0
@@ -226,7 +242,7 @@ def _newton_column(h, x, partner, colsum):
         whole = kept.any() and not _empties_a_model(partner, kept, colsum)
         if whole and slope + quadratic * _curvature_growth(rho_kept) <= 0:
             return np.maximum(h + e, 0.0)
-        for t in 0.5 ** np.arange(4):
+        for t in COLUMN_TRIALS:
             r = t * rho
             if r >= 1:
                 continue

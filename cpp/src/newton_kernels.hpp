@@ -32,8 +32,9 @@ inline double curvature_growth(double r) {
 /// (the gradient's data part, k values, then the packed curvature), the maps'
 /// column sums `maps_colsum` and scratch `s` (newton_scratch_size(k)).
 ///
-/// The column's counts are not at hand here, so the step length t (1, 1/2,
-/// 1/4, 1/8) is chosen by a bound that guarantees a decrease: along the step
+/// The step is lengthened (over_relaxed). The column's counts are not at hand
+/// here, so the step length t (kColumnTrials) is chosen by a bound that
+/// guarantees a decrease: along the step
 /// e, every model value falls by at most the fraction rho = max_q (-e_q / h_q)
 /// times t, so the curvature grows by at most (1 - t rho)^-2 and
 ///   phi(t) - phi(0) <= t g.e + t^2 (e^T H e) B(t rho).
@@ -58,7 +59,9 @@ void newton_column(double *h, const double *stats, const double *maps_colsum, in
   for (int q = 0; q < k; ++q)
     g[q] = maps_colsum[q] - stats[q];
   const double *hessian = stats + k;
-  const double slope = projected_newton_step<K>(h, g, hessian, k, work, e);
+  double slope = projected_newton_step<K>(h, g, hessian, k, work, e);
+  if (slope < 0.0)
+    slope = over_relaxed<K>(h, g, k, e, slope);
   if (slope < 0.0) {
     // rho over all components, and over those the step leaves above zero.
     double rho = 0.0, rho_kept = 0.0;
@@ -87,7 +90,7 @@ void newton_column(double *h, const double *stats, const double *maps_colsum, in
       }
       return;
     }
-    for (double t = 1.0; t >= 0.125; t *= 0.5) {
+    for (const double t : kColumnTrials) {
       if (t * rho < 1.0 && t * slope + t * t * quadratic * curvature_growth(t * rho) <= 0.0) {
         for (int q = 0; q < k; ++q) {
           const double moved = h[q] + t * e[q];

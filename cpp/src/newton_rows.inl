@@ -1,9 +1,9 @@
 // The row body of the Newton solver, for one instruction set (included by
 // mu_rows.inl inside its variant namespace, which also supplies model_at).
 //
-// One maps row takes a projected Newton step with the spectra fixed
-// (newton_step.hpp), accepted at the largest t in 1, 1/2, 1/4, 1/8 that passes
-// the trapezoid test below and lowers the row's loss; otherwise it takes the MU
+// One maps row takes a projected Newton step with the spectra fixed, lengthened
+// (over_relaxed, newton_step.hpp), accepted at the largest t in kRowTrials that
+// passes the trapezoid test below and lowers the row's loss; otherwise it takes the MU
 // step, which never raises it. The row then adds its share of the spectra
 // columns' gradient and curvature at its new values, while it is in cache.
 
@@ -113,7 +113,9 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
     hessian[i] = hess_acc[i];
   for (int q = 0; q < k; ++q)
     g[q] = spectra_rowsum[q] - numerator[q];
-  const double slope = projected_newton_step<K>(w, g, hessian, k, work, e);
+  double slope = projected_newton_step<K>(w, g, hessian, k, work, e);
+  if (slope < 0.0)
+    slope = over_relaxed<K>(w, g, k, e, slope);
   double t = 0.0;
   if (slope < 0.0) {
     double e_linear = 0.0;
@@ -128,8 +130,8 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
       along[p] = c;
       floored = floored || lambda[p] <= kModelFloor;
     }
-    double trial = 1.0, trapezoid = 0.0;
-    for (int attempt = 0; attempt < kRowTries; ++attempt, trial *= 0.5) {
+    double trapezoid = 0.0;
+    for (const double trial : kRowTrials) {
       double sum = 0.0;
       bool at_floor = false;
       for (std::int64_t p = 0; p < r.n; ++p) {

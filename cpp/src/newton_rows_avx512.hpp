@@ -126,9 +126,11 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
   }
   for (int i = 0; i < M; ++i)
     hessian[i] = lane_sum(hessian_q[i]);
-  const double slope = projected_newton_step<K>(w, g, hessian, K, s, e);
+  double slope = projected_newton_step<K>(w, g, hessian, K, s, e);
+  if (slope < 0.0)
+    slope = over_relaxed<K>(w, g, K, e, slope);
 
-  // The largest trial step in 1, 1/2, 1/4, 1/8 that passes the trapezoid test,
+  // The largest trial step in kRowTrials that passes the trapezoid test,
   // and lowers the row's loss (newton_rows.inl).
   double step = 0.0;
   if (slope < 0.0) {
@@ -144,8 +146,8 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
       _mm512_storeu_pd(along + p, combine_saved<K>(e_q, transposed + p * K));
       floored |= _mm512_cmp_pd_mask(_mm512_loadu_pd(lambda + p), floor, _CMP_LE_OQ);
     }
-    double trial = 1.0, trapezoid = 0.0;
-    for (int attempt = 0; attempt < kRowTries; ++attempt, trial *= 0.5) {
+    double trapezoid = 0.0;
+    for (const double trial : kRowTrials) {
       const __m512d trial8 = _mm512_set1_pd(trial);
       __m512d sum8 = _mm512_setzero_pd();
       __mmask8 at_floor = 0;

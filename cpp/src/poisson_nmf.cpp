@@ -220,12 +220,21 @@ NmfResult run_coordinate_descent(const Rows &rows, FactorsView f, const NmfOptio
 /// iterations (the former schedule reached it at 32).
 inline constexpr int kNewtonWarmup = 1;
 
+/// A loss above the checkpoint's by at most this fraction of it is taken for
+/// rounding, not a failed step: a sum over millions of entries changes in its
+/// last bits when the factors barely do. Near convergence the over-relaxed
+/// steps (kOverRelaxation) gave such rises of 1e-16 to 5e-16 of the loss, and
+/// had they counted as failures, the columns would have turned cautious and
+/// then the solver to MU. The state is restored all the same.
+inline constexpr double kRoundingRise = 1e-12;
+
 /// The Newton solver (Solver::newton): kNewtonWarmup MU iterations, then
 /// newton_pass iterations. Every time the loss is evaluated, the state is kept
 /// as a checkpoint; a loss above the checkpoint's (the rows' trapezoid test and
 /// the columns' whole steps to zero are not guaranteed) restores it, and the
 /// columns take only guaranteed steps from there; after a second rise, MU
-/// iterations follow.
+/// iterations follow. A rise within rounding (kRoundingRise) restores the
+/// state too, but changes no step, and counts as convergence when tol > 0.
 template <int K, class Rows>
 NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options) {
   DriverState<K, Rows> s(rows, f, options);
@@ -256,18 +265,21 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
     if (options.check_interrupt)
       options.check_interrupt();
     const bool with_loss = it % options.loss_every == 0 || it == options.max_iter;
-    bool undone = false;
+    bool undone = false, rounding = false;
     if (with_loss) {
       double loss = s.loss();
       undone = newton_since_saved && !(loss <= saved_loss);
+      rounding = undone && loss - saved_loss <= kRoundingRise * std::abs(saved_loss);
       if (undone) {
         std::copy(saved_maps.begin(), saved_maps.end(), f.maps);
         s.spectra_t = saved_spectra_t;
         s.update_maps_colsum();
         s.update_spectra_rowsum();
         loss = saved_loss;
-        newton_failed = cautious;
-        cautious = true;
+        if (!rounding) {
+          newton_failed = cautious;
+          cautious = true;
+        }
       } else {
         std::copy(f.maps, f.maps + n_rows * k, saved_maps.begin());
         saved_spectra_t = s.spectra_t;
@@ -281,8 +293,9 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
       result.stopped_by_callback = true;
       break;
     }
-    // An undone iteration repeats the last loss: no sign of convergence.
-    if (with_loss && !undone && loss_converged(result, options.tol)) {
+    // An undone iteration repeats the last loss: no sign of convergence, unless
+    // the rise was rounding (no decrease is left).
+    if (with_loss && (!undone || rounding) && loss_converged(result, options.tol)) {
       result.converged = true;
       break;
     }

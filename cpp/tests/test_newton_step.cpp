@@ -318,6 +318,34 @@ void test_supports_that_cannot_decide() {
   }
 }
 
+void test_over_relaxed() {
+  // Hand-made cases: the lengthened step, a coordinate that would cross zero
+  // sent to it, and the plain step kept where sending one turns the slope.
+  using psnmf::detail::kOverRelaxation;
+  using psnmf::detail::over_relaxed;
+  {
+    const double v[3] = {1.0, 0.5, 0.0}, g[3] = {-1.0, 2.0, -3.0};
+    double e[3] = {0.4, -0.4, 0.2};
+    const double slope = over_relaxed<3>(v, g, 3, e, -0.4 - 0.8 - 0.6);
+    CHECK_EQ(e[0], kOverRelaxation * 0.4);
+    CHECK_EQ(e[1], -0.5); // 0.5 - 0.6 would cross zero
+    CHECK_EQ(e[2], kOverRelaxation * 0.2);
+    CHECK_NEAR(slope, -kOverRelaxation * 0.4 - 1.0 - kOverRelaxation * 0.6, 1e-15);
+  }
+  {
+    // Coupling moves v_0 against its gradient; the decrease comes from v_1,
+    // whose plain step already reaches zero. Lengthened, v_0 would move further
+    // and v_1 no further: the slope turns positive, so the plain step stays.
+    const double v[2] = {1.0, 1.0}, g[2] = {1.0, 1.2};
+    double e[2] = {1.0, -1.0};
+    const double plain_slope = 1.0 - 1.2;
+    const double slope = over_relaxed<0>(v, g, 2, e, plain_slope);
+    CHECK_EQ(slope, plain_slope);
+    CHECK_EQ(e[0], 1.0);
+    CHECK_EQ(e[1], -1.0);
+  }
+}
+
 } // namespace
 
 int main() {
@@ -334,5 +362,6 @@ int main() {
   psnmf_test::run("singular with ridge", test_singular_with_ridge);
   psnmf_test::run("trapezoid guarantee is a bound", test_trapezoid_guarantee_is_a_bound);
   psnmf_test::run("supports that cannot decide", test_supports_that_cannot_decide);
+  psnmf_test::run("over-relaxed step", test_over_relaxed);
   return psnmf_test::finish("newton_step");
 }
