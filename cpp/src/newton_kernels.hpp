@@ -34,9 +34,9 @@ inline double curvature_growth(double r) {
 ///
 /// The step is lengthened (over_relaxed). The column's counts are not at hand
 /// here, so the step length t (kColumnTrials) is chosen by a bound that
-/// guarantees a decrease: along the step
-/// e, every model value falls by at most the fraction rho = max_q (-e_q / h_q)
-/// times t, so the curvature grows by at most (1 - t rho)^-2 and
+/// guarantees a decrease: along the step e, every model value falls by at most
+/// the fraction rho = max_q (-e_q / h_q) times t, so the curvature grows by at
+/// most (1 - t rho)^-2 and
 ///   phi(t) - phi(0) <= t g.e + t^2 (e^T H e) B(t rho).
 /// Where no t passes, the MU step (an all-zero map leaves its spectrum alone).
 /// Unless `guaranteed`, a step that sets components to zero is taken whole

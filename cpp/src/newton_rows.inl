@@ -2,9 +2,9 @@
 // mu_rows.inl inside its variant namespace, which also supplies model_at).
 //
 // One maps row takes a projected Newton step with the spectra fixed, lengthened
-// (over_relaxed, newton_step.hpp), accepted at the largest t in kRowTrials that
-// passes the trapezoid test below and lowers the row's loss; otherwise it takes the MU
-// step, which never raises it. The row then adds its share of the spectra
+// (over_relaxed, newton_step.hpp), accepted at the largest t in kRowTrials
+// that passes the trapezoid test below and lowers the row's loss; otherwise it
+// takes the MU step, which never raises it. The row then adds its share of the spectra
 // columns' gradient and curvature at its new values, while it is in cache.
 
 /// ratio = x / lambda and curvature = x / lambda^2 for the row's entries: one

@@ -29,12 +29,12 @@ enum class Solver {
   /// row's loss where a bound does not settle it, else the MU step) and one for
   /// every spectra column, from gradients and curvatures gathered in the same
   /// pass over X. Every step is lengthened 1.5 times (over-relaxation: about a
-  /// third fewer iterations) before it is tested. Whenever the loss is evaluated (every loss_every
-  /// iterations)
-  /// a rise restores the last evaluated state and safer steps (guaranteed
-  /// column steps, then MU) continue from there, so the reported losses never
-  /// increase. An iteration costs several MU ones, but it converges far
-  /// faster. Both factors updated; at most 64 components.
+  /// third fewer iterations) before it is tested. Whenever the loss is
+  /// evaluated (every loss_every iterations) a rise restores the last evaluated
+  /// state and safer steps (guaranteed column steps, then MU) continue from
+  /// there, so the reported losses never increase. An iteration costs several
+  /// MU ones, but it converges far faster. Both factors updated; at most 64
+  /// components.
   newton,
 };
 
