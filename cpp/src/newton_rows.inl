@@ -60,10 +60,11 @@ PSNMF_ROWS_TARGET inline double largest_rise(const double *lambda, const double 
 /// quadratic). Unlike phi'(t) <= 0 alone it keeps the Newton step whole when it
 /// lands just past the minimum along the step. Where the step moves the model
 /// so far that the estimate could be wrong (trapezoid_guarantees), the row's
-/// exact loss change must also be no rise, else t is halved: with few counts
-/// per pixel, trusted estimates raised the loss twice in the first iterations
-/// and sent the solver to MU for good (4000 x 100, k = 4, 10 counts per
-/// pixel: MU's 200-iteration loss never reached; 14 iterations with the check).
+/// exact loss change must also be no rise, else the next shorter t of
+/// kRowTrials is checked (confirmed_step): with few counts per pixel, trusted
+/// estimates raised the loss twice in the first iterations and sent the solver
+/// to MU for good (4000 x 100, k = 4, 10 counts per pixel: MU's 200-iteration
+/// loss never reached; 14 iterations with the check).
 template <int K, class Value>
 PSNMF_ROWS_TARGET inline void
 newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,

@@ -16,8 +16,22 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 
 #define PSNMF_AVX_FMA __attribute__((target("avx,fma"))) inline
+
+namespace psnmf::detail {
+
+/// Coefficients of 2 atanh(s) / (2s) - 1 = z (1/3 + z/5 + ... + z^9/21), z =
+/// s^2, highest first (Horner), and log 2 as high + low, high with 21 trailing
+/// zero bits (e * high is exact): shared by log4 and simd8::log8, which must
+/// agree bit for bit.
+inline constexpr double kAtanhSeries[] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13,
+                                          1.0 / 11, 1.0 / 9,  1.0 / 7,  1.0 / 5,  1.0 / 3};
+inline constexpr double kLn2High = 6.93147180369123816490e-01;
+inline constexpr double kLn2Low = 1.90821492927058770002e-10;
+
+} // namespace psnmf::detail
 
 namespace psnmf::detail::simd4 {
 
@@ -52,22 +66,13 @@ PSNMF_AVX_FMA __m256d log4(__m256d v) {
   const __m256d s = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
   const __m256d z = _mm256_mul_pd(s, s);
   // 2 atanh(s) = 2s + 2s z (1/3 + z/5 + z^2/7 + ... + z^9/21)
-  __m256d series = _mm256_set1_pd(1.0 / 21);
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 19));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 17));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 15));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 13));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 11));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 9));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 7));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 5));
-  series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(1.0 / 3));
+  __m256d series = _mm256_set1_pd(kAtanhSeries[0]);
+  for (int i = 1; i < int(std::size(kAtanhSeries)); ++i)
+    series = _mm256_fmadd_pd(series, z, _mm256_set1_pd(kAtanhSeries[i]));
   const __m256d two_s = _mm256_add_pd(s, s);
   const __m256d log_m = _mm256_fmadd_pd(_mm256_mul_pd(two_s, z), series, two_s);
-  // log 2 = high + low, high with 21 trailing zero bits: e * high is exact.
-  const __m256d ln2_high = _mm256_set1_pd(6.93147180369123816490e-01);
-  const __m256d ln2_low = _mm256_set1_pd(1.90821492927058770002e-10);
-  return _mm256_fmadd_pd(e, ln2_high, _mm256_fmadd_pd(e, ln2_low, log_m));
+  return _mm256_fmadd_pd(e, _mm256_set1_pd(kLn2High),
+                         _mm256_fmadd_pd(e, _mm256_set1_pd(kLn2Low), log_m));
 }
 
 /// out[lane] = std::log(in[lane]) for the lanes (of `lanes`) whose bit in

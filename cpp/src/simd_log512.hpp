@@ -10,6 +10,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 
 #include "simd_log.hpp"
 
@@ -36,21 +37,13 @@ PSNMF_AVX512F __m512d log8(__m512d v) {
   e = _mm512_mask_add_pd(e, above, e, one);
   const __m512d s = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
   const __m512d z = _mm512_mul_pd(s, s);
-  __m512d series = _mm512_set1_pd(1.0 / 21);
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 19));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 17));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 15));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 13));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 11));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 9));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 7));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 5));
-  series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(1.0 / 3));
+  __m512d series = _mm512_set1_pd(kAtanhSeries[0]);
+  for (int i = 1; i < int(std::size(kAtanhSeries)); ++i)
+    series = _mm512_fmadd_pd(series, z, _mm512_set1_pd(kAtanhSeries[i]));
   const __m512d two_s = _mm512_add_pd(s, s);
   const __m512d log_m = _mm512_fmadd_pd(_mm512_mul_pd(two_s, z), series, two_s);
-  const __m512d ln2_high = _mm512_set1_pd(6.93147180369123816490e-01);
-  const __m512d ln2_low = _mm512_set1_pd(1.90821492927058770002e-10);
-  return _mm512_fmadd_pd(e, ln2_high, _mm512_fmadd_pd(e, ln2_low, log_m));
+  return _mm512_fmadd_pd(e, _mm512_set1_pd(kLn2High),
+                         _mm512_fmadd_pd(e, _mm512_set1_pd(kLn2Low), log_m));
 }
 
 /// log8, with std::log for the lanes outside the positive normal finite
