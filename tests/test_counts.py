@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from psnmf import _core
 from psnmf._counts import to_counts
 
 DENSE_DTYPES = [np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64]
@@ -213,6 +214,60 @@ def test_sparse_duplicates_in_csr_and_csc_are_summed():
         (doubled_data, (doubled_rows, doubled_cols)), shape=csr.shape
     )  # summed by scipy's constructor or by to_counts
     assert_matches_scipy(to_counts(dup_csc), 2 * reference)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 8])
+def test_coo_row_offsets_match_searchsorted(index_dtype, n_threads):
+    # Empty rows first, in runs and last; 8 threads for 9 entries leave slices
+    # of one entry and empty ones.
+    rng = np.random.default_rng(31)
+    for n_rows, nnz in [(50, 0), (50, 9), (50, 1), (1, 6), (3000, 20000)]:
+        rows = np.sort(rng.integers(3, max(n_rows - 5, 4), nnz)) if n_rows > 5 else np.zeros(nnz)
+        rows = rows.astype(index_dtype)
+        indptr = _core.coo_row_offsets(rows, n_rows, n_threads)
+        assert indptr.dtype == index_dtype
+        expected = np.searchsorted(rows, np.arange(n_rows + 1), side="left")
+        np.testing.assert_array_equal(indptr, expected)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_coo_row_offsets_find_every_unsorted_place(n_threads):
+    # One descent anywhere, including at the boundaries of the threads' slices.
+    rows = np.repeat(np.arange(100), 3).astype(np.int32)
+    for at in range(1, rows.size):
+        unsorted = rows.copy()
+        unsorted[at - 1], unsorted[at] = rows[at - 1] + 1, rows[at - 1]
+        assert _core.coo_row_offsets(unsorted, 101, n_threads) is None, at
+
+
+@pytest.mark.parametrize(("at", "bad"), [(0, -1), (-1, 40), (-1, 2**31 - 1)])
+def test_coo_row_out_of_range_raises(at, bad):
+    X = sp.coo_matrix(sparse_counts(40, 30, 0.3, seed=37))
+    X.row[at] = bad  # sorted still; after the scipy constructor's own check
+    with pytest.raises(ValueError, match="counts is not a valid sparse matrix: COO row index"):
+        to_counts(X, name="counts", n_threads=2)
+
+
+def test_coo_in_row_order_is_used_without_copies():
+    reference = sparse_counts(300, 120, 0.1, seed=41)
+    X = sp.coo_matrix(reference.astype(np.float32))
+    counts = to_counts(X, n_threads=2)
+    assert_matches_scipy(counts, reference)
+    assert np.shares_memory(counts.indices, X.col) and np.shares_memory(counts.values, X.data)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_coo_out_of_order_or_duplicated_matches_scipy(n_threads):
+    reference = sparse_counts(300, 120, 0.1, seed=43)
+    coo = sp.coo_matrix(reference)
+    rng = np.random.default_rng(1)
+    shuffled = rng.permutation(coo.nnz)
+    within_rows = np.lexsort((rng.random(coo.nnz), coo.row))  # rows in order, columns not
+    adjacent = np.repeat(np.arange(coo.nnz), 2)  # every entry twice, next to itself
+    for order, factor in [(shuffled, 1), (within_rows, 1), (adjacent, 2)]:
+        X = sp.coo_matrix((coo.data[order], (coo.row[order], coo.col[order])), shape=coo.shape)
+        assert_matches_scipy(to_counts(X, n_threads=n_threads), factor * reference)
 
 
 def test_sparse_explicit_zeros_are_kept():

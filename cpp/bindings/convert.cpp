@@ -4,7 +4,8 @@
 // count of the first pass without an extra pass of its own: dense_scan
 // (validate, row offsets, maximum) and dense_fill (indices and values).
 // Both take C- or Fortran-ordered input without copying it. csr_convert does
-// the same for scipy.sparse input: validate and convert in one pass.
+// the same for scipy.sparse input: validate and convert in one pass;
+// coo_row_offsets turns COO input in row order into CSR for it.
 #include "psnmf/convert.hpp"
 
 #include "bindings.hpp"
@@ -141,6 +142,30 @@ py::tuple csr_any(const py::array &indptr, const py::array &indices, const py::a
   throw py::type_error("indptr: expected int32 or int64");
 }
 
+template <class Index>
+py::object coo_typed(const py::array &rows, std::int64_t n_rows, int n_threads) {
+  py::array_t<Index> indptr(n_rows + 1);
+  Index *offsets = indptr.mutable_data();
+  const Index *row = static_cast<const Index *>(rows.data());
+  bool sorted = false;
+  {
+    py::gil_scoped_release release;
+    sorted = sorted_coo_row_offsets<Index>(row, rows.shape(0), n_rows, offsets, n_threads);
+  }
+  return sorted ? py::object(indptr) : py::object(py::none());
+}
+
+py::object coo_any(const py::array &rows, std::int64_t n_rows, int n_threads) {
+  require_c_contiguous(rows, 1, "rows");
+  if (n_rows < 1)
+    throw py::value_error("n_rows: expected at least 1, got " + std::to_string(n_rows));
+  if (rows.dtype().equal(py::dtype::of<std::int32_t>()))
+    return coo_typed<std::int32_t>(rows, n_rows, n_threads);
+  if (rows.dtype().equal(py::dtype::of<std::int64_t>()))
+    return coo_typed<std::int64_t>(rows, n_rows, n_threads);
+  throw py::type_error("rows: expected int32 or int64");
+}
+
 } // namespace
 
 void bind_convert(py::module_ &m) {
@@ -157,6 +182,9 @@ void bind_convert(py::module_ &m) {
         "One pass over a CSR matrix: validate values (finite, >= 0) and structure, copy indices "
         "to out_indices (int32) and values to out_values (float32/float64) when given. Returns "
         "(canonical, max value); when not canonical the copies are incomplete.");
+  m.def("coo_row_offsets", &coo_any, py::arg("rows"), py::arg("n_rows"), py::arg("n_threads") = 0,
+        "CSR row offsets (n_rows + 1, the dtype of rows) of COO entries whose row indices are "
+        "sorted, or None when they are not; ValueError when one is outside [0, n_rows).");
   m.def(
       "dense_to_csr",
       [](const py::array &dense, bool double_values, int n_threads) {

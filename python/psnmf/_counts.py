@@ -161,6 +161,10 @@ def _sparse_to_counts(X, name: str, n_threads: int = 0) -> Counts:
     if X.shape[1] > np.iinfo(np.int32).max:
         raise ValueError(f"{name} has {X.shape[1]} channels; at most 2**31 - 1 are supported")
     check_allocation(X.nnz * 20 + (X.shape[0] + 1) * 8, f"the CSR working copy of {name}")
+    if X.format == "coo":
+        counts = _coo_in_row_order(X, name, n_threads)
+        if counts is not None:
+            return counts
     given = X
     X = X.tocsr()  # no copy for CSR; CSC and COO (duplicates summed) are converted by scipy
     converted = _convert_csr(
@@ -177,6 +181,30 @@ def _sparse_to_counts(X, name: str, n_threads: int = 0) -> Counts:
     indices, values = converted
     indptr = X.indptr if X.indptr.dtype == np.int64 else X.indptr.astype(np.int64)
     return Counts(X.shape, indptr=indptr, indices=indices, values=values)
+
+
+def _coo_in_row_order(X, name: str, n_threads: int):
+    """Counts of a COO matrix whose entries are in row order and canonical
+    within each row (as ``tocoo()`` and ``coo_matrix(dense)`` give them), from
+    its own column and value arrays; None otherwise (scipy then sorts it)."""
+    rows, cols = X.row, X.col
+    if rows.dtype != cols.dtype or X.nnz > np.iinfo(rows.dtype).max:
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    try:
+        indptr = _core.coo_row_offsets(np.ascontiguousarray(rows), X.shape[0], n_threads)
+    except ValueError as err:
+        problem = str(err).replace("counts: ", "")
+        raise ValueError(f"{name} is not a valid sparse matrix: {problem}") from None
+    if indptr is None:
+        return None
+    data = _core_data(X.data, name)
+    converted = _convert_csr(indptr, np.ascontiguousarray(cols), data, X.shape, name, n_threads)
+    if converted is None:
+        return None
+    indices, values = converted
+    return Counts(
+        X.shape, indptr=indptr.astype(np.int64, copy=False), indices=indices, values=values
+    )
 
 
 def _core_data(data: np.ndarray, name: str) -> np.ndarray:

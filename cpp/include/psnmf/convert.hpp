@@ -54,4 +54,15 @@ CsrCheck convert_csr(const Index *indptr, const Index *indices, const In *data, 
                      std::int64_t n_cols, std::int32_t *out_indices, Value *out_values,
                      int n_threads = 0);
 
+/// CSR row offsets of COO entries (nnz of them) whose row indices `rows` are
+/// sorted (non-decreasing): indptr (n_rows + 1) such that entries indptr[r] to
+/// indptr[r + 1] are those of row r. Returns false, with indptr unspecified and
+/// the rows' range unchecked, when they are not sorted; throws
+/// std::invalid_argument when sorted rows leave [0, n_rows). With the rows
+/// sorted, the entries' column indices and values are a CSR matrix's
+/// (convert_csr checks them).
+template <class Index>
+bool sorted_coo_row_offsets(const Index *rows, std::int64_t nnz, std::int64_t n_rows, Index *indptr,
+                            int n_threads = 0);
+
 } // namespace psnmf
