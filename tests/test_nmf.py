@@ -433,11 +433,12 @@ def test_newton_iterates_equal_numpy_reference(problem, kind, n_iter):
 
 
 @pytest.mark.parametrize(
-    ("k", "n_iter"), [(1, 14), (2, 14), (4, 14), (5, 14), (6, 14), (8, 14), (9, 2)]
+    ("k", "n_iter"), [(1, 14), (2, 14), (4, 14), (5, 14), (6, 14), (7, 14), (8, 14), (9, 2)]
 )
 def test_newton_other_ranks_equal_numpy_reference(k, n_iter):
-    """Zero-padded (k = 1, 2, 5, 6 on AVX), unpadded k = 4 and 8 (the AVX-512 Newton rows;
-    the fixture's k = 3 pads its 4th lane with zeros) and generic (k = 9) rows. Beyond 8
+    """Zero-padded (k = 1, 2; the fixture's k = 3 pads its 4th lane with zeros), unpadded
+    k = 4 to 8 (the AVX-512 Newton rows: their spectra transposes of 4, 6 and 8 components
+    and of a last odd one) and generic (k = 9) rows. Beyond 8
     components the columns' whole steps are not checked for emptied models;
     here the first Newton iteration's (the 2nd) empties some, and the model's floor then
     makes the iterates depend on rounding: compared up to it."""

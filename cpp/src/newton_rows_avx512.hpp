@@ -1,4 +1,4 @@
-// AVX-512 Newton rows for k = 4 and 8: newton_row of newton_rows.inl (the same step,
+// AVX-512 Newton rows for k = 4 to 8: newton_row of newton_rows.inl (the same step,
 // test and spectra statistics) with every pass over the row's entries taking
 // eight entries at a time.
 //
@@ -76,17 +76,54 @@ PSNMF_NEWTON512_TARGET inline double row_loss_change8(const RowSpan<Value> &r, c
   return t * e_linear - row_log_term(r, q);
 }
 
-/// newton_row (newton_rows.inl) for k = 4 V, with the same arguments plus
+/// newton_row (newton_rows.inl) for k = K, with the same arguments plus
 /// `transposed` (k values per stored entry of the row, + 8 k) and
 /// `model_ratio` (room for the entries rounded up to 8; row_loss_change8).
-template <int V, class Value>
+/// Components off and off + 1 of the eight spectra rows h[e], transposed:
+/// t[q] = (h0[off + q], ..., h7[off + q]).
+PSNMF_NEWTON512_TARGET inline void transpose8x2(const double *const h[8], int off, __m512d t[2]) {
+  // Rows 0|2|4|6 and 1|3|5|7 side by side: unpacking pairs them within each
+  // 128-bit lane, already in order.
+  const auto four = [off](const double *a, const double *b, const double *c, const double *d)
+                        PSNMF_NEWTON512_TARGET {
+                          __m512d v = _mm512_castpd128_pd512(_mm_loadu_pd(a + off));
+                          v = _mm512_insertf64x2(v, _mm_loadu_pd(b + off), 1);
+                          v = _mm512_insertf64x2(v, _mm_loadu_pd(c + off), 2);
+                          return _mm512_insertf64x2(v, _mm_loadu_pd(d + off), 3);
+                        };
+  const __m512d even = four(h[0], h[2], h[4], h[6]), odd = four(h[1], h[3], h[5], h[7]);
+  t[0] = _mm512_unpacklo_pd(even, odd);
+  t[1] = _mm512_unpackhi_pd(even, odd);
+}
+
+/// The spectra rows (K values each, 4 <= K <= 8) of the eight columns,
+/// transposed: t[q] = component q of each column's row.
+template <int K>
+PSNMF_NEWTON512_TARGET inline void transpose_rows(const std::int32_t *cols, const double *spectra_t,
+                                                  __m512d t[K]) {
+  static_assert(K >= 4 && K <= 8, "rows of 4 to 8 components");
+  if constexpr (K % 4 == 0) {
+    transpose_group<K / 4>(cols, spectra_t, t);
+  } else {
+    const double *h[8];
+    for (int e = 0; e < 8; ++e)
+      h[e] = spectra_t + std::int64_t(cols[e]) * K;
+    transpose8x4(h, 0, t);
+    if constexpr (K >= 6)
+      transpose8x2(h, 4, t + 4);
+    if constexpr (K % 2 == 1) // the last component, one value per row
+      t[K - 1] = _mm512_set_pd(h[7][K - 1], h[6][K - 1], h[5][K - 1], h[4][K - 1], h[3][K - 1],
+                               h[2][K - 1], h[1][K - 1], h[0][K - 1]);
+  }
+}
+
+template <int K, class Value>
 PSNMF_NEWTON512_TARGET inline void
 newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
                  const double *spectra_rowsum, const double *mu_denominator, double *colsum,
                  double *acc, std::uint64_t *supports, double *lambda, double *along,
                  double *model_ratio, double *transposed, double *s) {
-  static_assert(V == 1 || V == 2, "k = 4 V components");
-  constexpr int K = 4 * V, M = packed_size(K), kStride = newton_stats_stride(K);
+  constexpr int M = packed_size(K), kStride = newton_stats_stride(K);
   static_assert(kStride % 8 == 0 || kStride % 8 == 4, "whole vectors of 8 or 4 statistics");
   const __m512d floor = _mm512_set1_pd(kModelFloor), one = _mm512_set1_pd(1.0);
   // Model, ratios and curvatures at the current w; gradient and curvature sums.
@@ -104,7 +141,7 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
     const std::int32_t *cols;
     const __m512d x = group_at(r, p, tail_cols, cols);
     __m512d t[K];
-    transpose_group<V>(cols, spectra_t, t);
+    transpose_rows<K>(cols, spectra_t, t);
     for (int q = 0; q < K; ++q)
       _mm512_storeu_pd(transposed + p * K + 8 * q, t[q]);
     const __m512d model = _mm512_max_pd(combine<K>(w_q, t), floor);
