@@ -1,9 +1,12 @@
-// Dense -> CSR conversion: row offsets, indices and values for every input type; validation.
+// Dense -> CSR conversion: row offsets, indices and values for every input type; validation;
+// the row offsets of COO input in row order.
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <random>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "check.hpp"
@@ -342,6 +345,56 @@ void test_invalid_values_in_vector_blocks() {
   check_rejects_everywhere<double>(std::numeric_limits<double>::infinity());
 }
 
+// sorted_coo_row_offsets against the first position of each row (a plain
+// search), with empty rows first, in runs and last, and slices of one entry.
+template <class Index> void check_coo_offsets(std::int64_t n_rows, std::int64_t nnz, int threads) {
+  std::mt19937 rng(static_cast<unsigned>(n_rows * 31 + nnz));
+  std::uniform_int_distribution<std::int64_t> row_of(n_rows > 6 ? 3 : 0,
+                                                     n_rows > 6 ? n_rows - 4 : n_rows - 1);
+  std::vector<Index> rows(static_cast<std::size_t>(nnz));
+  for (auto &r : rows)
+    r = static_cast<Index>(row_of(rng));
+  std::sort(rows.begin(), rows.end());
+  std::vector<Index> indptr(static_cast<std::size_t>(n_rows + 1), Index(-1));
+  CHECK(psnmf::sorted_coo_row_offsets(rows.data(), nnz, n_rows, indptr.data(), threads));
+  bool equal = true;
+  for (std::int64_t r = 0; r <= n_rows; ++r)
+    equal &= std::int64_t(indptr[r]) ==
+             std::lower_bound(rows.begin(), rows.end(), Index(r)) - rows.begin();
+  CHECK(equal);
+}
+
+void test_sorted_coo_offsets() {
+  for (int threads : {1, 2, 3, 8})
+    for (auto [n_rows, nnz] :
+         {std::pair<std::int64_t, std::int64_t>{50, 0}, {50, 1}, {50, 9}, {1, 6}, {3000, 20000}}) {
+      check_coo_offsets<std::int32_t>(n_rows, nnz, threads);
+      check_coo_offsets<std::int64_t>(n_rows, nnz, threads);
+    }
+  // A descent anywhere, at the threads' slice boundaries too, is found.
+  std::vector<std::int32_t> rows(300);
+  for (std::size_t p = 0; p < rows.size(); ++p)
+    rows[p] = std::int32_t(p / 3);
+  std::vector<std::int32_t> indptr(102);
+  bool found = true;
+  for (int threads : {1, 2, 3})
+    for (std::size_t at = 1; at < rows.size(); ++at) {
+      std::vector<std::int32_t> unsorted = rows;
+      unsorted[at - 1] = rows[at - 1] + 1;
+      unsorted[at] = rows[at - 1];
+      found &= !psnmf::sorted_coo_row_offsets(unsorted.data(), 300, 101, indptr.data(), threads);
+    }
+  CHECK(found);
+  // Sorted rows outside [0, n_rows) are rejected.
+  rows.back() = 100;
+  CHECK_THROWS(psnmf::sorted_coo_row_offsets(rows.data(), 300, 100, indptr.data(), 2),
+               std::invalid_argument);
+  rows.back() = 99;
+  rows.front() = -1;
+  CHECK_THROWS(psnmf::sorted_coo_row_offsets(rows.data(), 300, 100, indptr.data(), 2),
+               std::invalid_argument);
+}
+
 } // namespace
 
 int main() {
@@ -353,5 +406,6 @@ int main() {
   RUN(test_large_maximum);
   RUN(test_every_kernel_path);
   RUN(test_invalid_values_in_vector_blocks);
+  RUN(test_sorted_coo_offsets);
   return psnmf_test::finish("convert");
 }
