@@ -436,9 +436,9 @@ def test_newton_iterates_equal_numpy_reference(problem, kind, n_iter):
     ("k", "n_iter"), [(1, 14), (2, 14), (4, 14), (5, 14), (6, 14), (7, 14), (8, 14), (9, 2)]
 )
 def test_newton_other_ranks_equal_numpy_reference(k, n_iter):
-    """Zero-padded (k = 1, 2; the fixture's k = 3 pads its 4th lane with zeros), unpadded
-    k = 4 to 8 (the AVX-512 Newton rows: their spectra transposes of 4, 6 and 8 components
-    and of a last odd one) and generic (k = 9) rows. Beyond 8
+    """Zero-padded (k = 1), unpadded k = 2 to 8 (the AVX-512 Newton rows: their spectra
+    transposes of 4, 2 and a last odd component; the fixture's k = 3 too) and generic
+    (k = 9) rows. Beyond 8
     components the columns' whole steps are not checked for emptied models;
     here the first Newton iteration's (the 2nd) empties some, and the model's floor then
     makes the iterates depend on rounding: compared up to it."""
@@ -540,7 +540,7 @@ def test_newton_checkpoints_undo_a_rise_of_the_loss():
     assert with_tol["n_iter"] > repeated[0] + 1
 
 
-@pytest.mark.parametrize("seed", [0, 3, 4, 5])
+@pytest.mark.parametrize("seed", [0, 3, 4, 7])
 def test_newton_rise_within_rounding_means_converged(seed):
     """Near the minimum the loss of a Newton iteration can exceed the checkpoint's
     in its last bits. The state is restored (the loss repeats), and with a tolerance

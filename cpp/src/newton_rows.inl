@@ -50,7 +50,7 @@ PSNMF_ROWS_TARGET inline double largest_rise(const double *lambda, const double 
 /// support sets of its columns (`supports`, support_words(k) per column) unless
 /// null.
 /// `lambda`, `along`, `ratio` and `curvature` have room for the row's entries
-/// + 8, `transposed` for k values per entry + 8 k (the AVX-512 bodies for k = 4
+/// + 8, `transposed` for k values per entry + 8 k (the AVX-512 bodies for k = 2
 /// to 8, newton_rows_avx512.hpp, save the transposed spectra rows there); `s` holds
 /// newton_scratch_size(k) doubles.
 ///
@@ -72,7 +72,7 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
            double *acc, std::uint64_t *supports, double *lambda, double *along, double *ratio,
            double *curvature, double *transposed, double *s) {
 #if PSNMF_ROWS_SIMD8
-  if constexpr (K >= 4 && K <= 8) {
+  if constexpr (K >= 2 && K <= 8) {
     simd8::newton_row_simd8<K>(r, w, spectra_t, spectra_rowsum, mu_denominator, colsum, acc,
                                supports, lambda, along, ratio, transposed, s);
     return;

@@ -1,4 +1,4 @@
-// AVX-512 Newton rows for k = 4 to 8: newton_row of newton_rows.inl (the same step,
+// AVX-512 Newton rows for k = 2 to 8: newton_row of newton_rows.inl (the same step,
 // test and spectra statistics) with every pass over the row's entries taking
 // eight entries at a time.
 //
@@ -96,22 +96,25 @@ PSNMF_NEWTON512_TARGET inline void transpose8x2(const double *const h[8], int of
   t[1] = _mm512_unpackhi_pd(even, odd);
 }
 
-/// The spectra rows (K values each, 4 <= K <= 8) of the eight columns,
+/// The spectra rows (K values each, 2 <= K <= 8) of the eight columns,
 /// transposed: t[q] = component q of each column's row.
 template <int K>
 PSNMF_NEWTON512_TARGET inline void transpose_rows(const std::int32_t *cols, const double *spectra_t,
                                                   __m512d t[K]) {
-  static_assert(K >= 4 && K <= 8, "rows of 4 to 8 components");
+  static_assert(K >= 2 && K <= 8, "rows of 2 to 8 components");
   if constexpr (K % 4 == 0) {
     transpose_group<K / 4>(cols, spectra_t, t);
   } else {
     const double *h[8];
     for (int e = 0; e < 8; ++e)
       h[e] = spectra_t + std::int64_t(cols[e]) * K;
-    transpose8x4(h, 0, t);
-    if constexpr (K >= 6)
-      transpose8x2(h, 4, t + 4);
-    if constexpr (K % 2 == 1) // the last component, one value per row
+    // Four components, then two, then a last odd one.
+    constexpr int quad = K >= 4 ? 4 : 0, pair = K - quad >= 2 ? 2 : 0;
+    if constexpr (quad > 0)
+      transpose8x4(h, 0, t);
+    if constexpr (pair > 0)
+      transpose8x2(h, quad, t + quad);
+    if constexpr (K % 2 == 1)
       t[K - 1] = _mm512_set_pd(h[7][K - 1], h[6][K - 1], h[5][K - 1], h[4][K - 1], h[3][K - 1],
                                h[2][K - 1], h[1][K - 1], h[0][K - 1]);
   }

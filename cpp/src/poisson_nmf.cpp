@@ -338,15 +338,15 @@ template <class Rows> NmfResult fit(const Rows &rows, FactorsView f, const NmfOp
     throw std::invalid_argument("solver newton supports up to " +
                                 std::to_string(detail::kMaxNewtonComponents) + " components, got " +
                                 std::to_string(f.n_components));
-  // Not padded to 8 as for MU: a Newton iteration's cost per entry grows as
-  // k^2 (the curvature statistics), and six components took a third less time
-  // per row than eight (AVX-512 rows, 16384 x 1024).
-  if (newton && f.n_components == 5)
-    return run_newton<5>(rows, f, options);
-  if (newton && f.n_components == 6)
-    return run_newton<6>(rows, f, options);
-  if (newton && f.n_components == 7)
-    return run_newton<7>(rows, f, options);
+  // Not padded to 4 or 8 as for MU: a Newton iteration's cost per entry grows
+  // as k^2 (the curvature statistics). One thread, AVX-512 rows, ms per
+  // iteration padded -> not: k = 2 30.8 -> 15.4, k = 3 31.6 -> 22.8 (65536 x
+  // 1024); k = 5 19.3 -> 9.1, k = 6 20.9 -> 12.6, k = 7 19.6 -> 17.3 (16384 x
+  // 1024), the same losses.
+  if (newton && f.n_components >= 2 && f.n_components <= 8)
+    return detail::dispatch_rank(f.n_components, [&](auto rank) {
+      return run_newton<decltype(rank)::value>(rows, f, options);
+    });
   return detail::dispatch_mu_rank(f.n_components, [&](auto rank, auto padded) {
     constexpr int K = decltype(rank)::value;
     const auto run = [&](FactorsView g) {
