@@ -94,6 +94,39 @@ def time_to_target(X, W0, H0, target, n_threads, solver, max_iter, repeats=3):
     return float(np.median(times)), n_iter, float(history[reached[0]])
 
 
+def newton_other_ranks(make_counts, ranks, log, target_iterations=200, quick=False):
+    """Time to the target loss of solvers "newton" and "mu" (2 threads) for each k
+    in ranks, on counts of a rank-k model from make_counts(k) (float64 CSR). The
+    target is psnmf's own MU loss after target_iterations, whose iterates are
+    scikit-learn's (tests/test_nmf.py): no scikit-learn fit is needed. Returns
+    {k: {solver: time_to_target(...)}}."""
+    out = {}
+    for k in ranks:
+        log(f"time to target at k = {k}: newton against mu")
+        X = make_counts(k)
+        rng = np.random.default_rng(1)
+        W0 = rng.uniform(0.1, 1.0, (X.shape[0], k))
+        H0 = rng.uniform(0.1, 1.0, (k, X.shape[1]))
+        report = run_updates(
+            to_counts(X),
+            W0.copy(),
+            H0.copy(),
+            max_iter=target_iterations,
+            tol=0,
+            n_threads=2,
+            loss_every=target_iterations,
+            solver="mu",
+        )
+        target = float(report["loss_history"][-1])
+        out[k] = {
+            solver: time_to_target(
+                X, W0, H0, target, 2, solver, max_iter=400, repeats=1 if quick else 3
+            )
+            for solver in ("mu", "newton")
+        }
+    return out
+
+
 def kernel_model(counts, nnz, n_pixels, n_channels, k):
     """Flops and bytes of one sparse MU iteration (both half-updates in one
     fused pass over the counts), the model documented in RESULTS.md."""

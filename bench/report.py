@@ -94,6 +94,29 @@ def _pipeline_stages(p) -> str:
     )
 
 
+def _newton_ranks(ranks: dict, size: dict) -> str:
+    """The Newton solver against MU at other k: the time to MU's loss after the
+    target iterations, each k on counts of its own rank-k model."""
+    rows = []
+    for k, solvers in ranks.items():
+        mu_s, nt_s, nt_it = solvers["mu"][0], solvers["newton"][0], solvers["newton"][1]
+        if mu_s is None or nt_s is None:
+            rows.append((k, mu_s or "-", nt_s or "-", "not reached in 400 it.", "-", "FAIL"))
+            continue
+        ratio = mu_s / nt_s
+        rows.append((k, f"{mu_s:.3f}", f"{nt_s:.3f}", nt_it, f"{ratio:.2f}", _verdict(ratio >= 5)))
+    head = (
+        f"\nNewton at other numbers of components: {size['pixels']} x {size['channels']}, "
+        f"mean {size['mean']} counts per channel, each k on counts of a rank-k model "
+        "(bench/workloads.py, seed 0); target psnmf's MU loss after "
+        f"{size.get('target_iterations', 200)} iterations (scikit-learn's iterates); 2 "
+        "threads, median of repeats. Not an issue target (that is k = 4 above); shown for "
+        "the other k users choose.\n"
+    )
+    header = ["k", "mu s", "newton s", "newton iterations", "speed-up", ">= 5x"]
+    return head + "\n" + _table(header, rows)
+
+
 def write_report(r: dict, path: Path) -> None:
     nmf, m, v = r["nmf"], r["machine"], r["versions"]
     out = [
@@ -227,6 +250,8 @@ def write_report(r: dict, path: Path) -> None:
     if len(nmf["to_target"]) == 1:
         targets.append(("a solver faster than MU", ">= 5x", "only 'mu' exists", False))
     out.append(_table(["solver", "seconds", "iterations", "loss reached", "speed-up vs MU"], rows))
+    if "newton_ranks" in r:
+        out.append(_newton_ranks(r["newton_ranks"], r["size"]))
 
     out.append("\n## Roofline of the sparse kernel\n\n" + MODEL + "\n")
     pk = r["peaks"]

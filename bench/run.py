@@ -4,9 +4,10 @@
 
 Measures, side by side on the same data and initialisation: psnmf PoissonNMF
 against scikit-learn's MU-KL (sparse and dense input), time to a target loss
-per psnmf solver, the sparse kernel against the machine's measured peaks
-(roofline), thread scaling, the full PSNMF pipeline (wall time, peak RSS, in a
-child process), binning and input-conversion throughput. Writes
+per psnmf solver (and for Newton at other k), the sparse kernel against the
+machine's measured peaks (roofline), thread scaling, the full PSNMF pipeline
+(wall time, peak RSS, in a child process), binning and input-conversion
+throughput. Writes
 bench/RESULTS.md. ``--quick`` shrinks every problem (a smoke test, minutes).
 """
 
@@ -46,6 +47,8 @@ FULL = {
     "cube": (1024, 1024, 2048),
     "cube_mean": 0.05,
 }
+# The Newton solver against MU at these other numbers of components (same shape and density).
+OTHER_RANKS = (2, 3, 6, 8)
 QUICK = {
     "pixels": 8192,
     "channels": 512,
@@ -142,6 +145,13 @@ def main():
     log(f"data {size['pixels']} x {size['channels']}, mean {size['mean']} counts/channel")
     X = low_rank_counts(size["pixels"], size["channels"], size["k"], size["mean"], seed=0)
     results["nmf"] = nmf_speed.run(X, size["k"], args.quick, log, size["target_iterations"])
+    results["newton_ranks"] = nmf_speed.newton_other_ranks(
+        lambda k: low_rank_counts(size["pixels"], size["channels"], k, size["mean"], seed=0),
+        OTHER_RANKS,
+        log,
+        size["target_iterations"],
+        args.quick,
+    )
     results["conversion"] = conversion.run(X, repeats=3, log=log)
     results["binning"] = conversion.binning(X, size["image"], repeats=3, log=log)
     del X
