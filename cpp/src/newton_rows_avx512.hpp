@@ -76,22 +76,21 @@ PSNMF_NEWTON512_TARGET inline double row_loss_change8(const RowSpan<Value> &r, c
   return t * e_linear - row_log_term(r, q);
 }
 
-/// newton_row (newton_rows.inl) for k = K, with the same arguments plus
-/// `transposed` (k values per stored entry of the row, + 8 k) and
-/// `model_ratio` (room for the entries rounded up to 8; row_loss_change8).
+/// The two values at a, b, c and d, in this order in the vector's four 128-bit lanes.
+PSNMF_NEWTON512_TARGET inline __m512d four_pairs(const double *a, const double *b, const double *c,
+                                                 const double *d) {
+  const __m512d ab =
+      _mm512_insertf64x2(_mm512_castpd128_pd512(_mm_loadu_pd(a)), _mm_loadu_pd(b), 1);
+  return _mm512_insertf64x2(_mm512_insertf64x2(ab, _mm_loadu_pd(c), 2), _mm_loadu_pd(d), 3);
+}
+
 /// Components off and off + 1 of the eight spectra rows h[e], transposed:
 /// t[q] = (h0[off + q], ..., h7[off + q]).
 PSNMF_NEWTON512_TARGET inline void transpose8x2(const double *const h[8], int off, __m512d t[2]) {
   // Rows 0|2|4|6 and 1|3|5|7 side by side: unpacking pairs them within each
   // 128-bit lane, already in order.
-  const auto four = [off](const double *a, const double *b, const double *c, const double *d)
-                        PSNMF_NEWTON512_TARGET {
-                          __m512d v = _mm512_castpd128_pd512(_mm_loadu_pd(a + off));
-                          v = _mm512_insertf64x2(v, _mm_loadu_pd(b + off), 1);
-                          v = _mm512_insertf64x2(v, _mm_loadu_pd(c + off), 2);
-                          return _mm512_insertf64x2(v, _mm_loadu_pd(d + off), 3);
-                        };
-  const __m512d even = four(h[0], h[2], h[4], h[6]), odd = four(h[1], h[3], h[5], h[7]);
+  const __m512d even = four_pairs(h[0] + off, h[2] + off, h[4] + off, h[6] + off);
+  const __m512d odd = four_pairs(h[1] + off, h[3] + off, h[5] + off, h[7] + off);
   t[0] = _mm512_unpacklo_pd(even, odd);
   t[1] = _mm512_unpackhi_pd(even, odd);
 }
@@ -120,6 +119,9 @@ PSNMF_NEWTON512_TARGET inline void transpose_rows(const std::int32_t *cols, cons
   }
 }
 
+/// newton_row (newton_rows.inl) for k = K, with the same arguments plus
+/// `transposed` (k values per stored entry of the row, + 8 k) and
+/// `model_ratio` (room for the entries rounded up to 8; row_loss_change8).
 template <int K, class Value>
 PSNMF_NEWTON512_TARGET inline void
 newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
