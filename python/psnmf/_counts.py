@@ -103,8 +103,9 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
     Returns
     -------
     Counts
-        C-contiguous float32/float64 dense input of density >= 0.5 and CSR input
-        with int32 indices and float32/float64 values are used without copying.
+        C-contiguous float32/float64 dense input of density >= 0.5, and CSR input
+        or COO input in row order (canonical within rows) with int32 indices
+        and float32/float64 values, are used without copying.
     """
     if sp.issparse(X):
         return _sparse_to_counts(X, name, n_threads)
