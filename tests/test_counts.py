@@ -270,6 +270,22 @@ def test_coo_out_of_order_or_duplicated_matches_scipy(n_threads):
         assert_matches_scipy(to_counts(X, n_threads=n_threads), factor * reference)
 
 
+@pytest.mark.parametrize("fmt", [None, "csr", "coo"])
+def test_bool_counts_are_0_or_1_whatever_byte_they_hold(fmt):
+    # numpy reads any nonzero byte of a bool as True (frombuffer, views); found by fuzzing:
+    # the conversion passed the bytes on as counts (78 for a True).
+    X = np.frombuffer(bytes([78, 0, 2, 1, 0, 255]), dtype=bool).reshape(2, 3)
+    counts = to_counts(X if fmt is None else sp.csr_matrix(X).asformat(fmt))
+    dense = (
+        counts.dense
+        if counts.dense is not None
+        else sp.csr_matrix(
+            (counts.values, counts.indices, counts.indptr), shape=counts.shape
+        ).toarray()
+    )
+    np.testing.assert_array_equal(dense, X.astype(np.float64))
+
+
 def test_sparse_explicit_zeros_are_kept():
     csr = sp.csr_matrix(
         (np.array([0.0, 2.0, 0.0]), np.array([0, 2, 1]), np.array([0, 2, 3])), shape=(2, 3)

@@ -48,6 +48,16 @@ def test_weights_match_direct_numpy():
     np.testing.assert_allclose(np.outer(pixel_w, channel_w), np.sqrt(outer), rtol=1e-12)
 
 
+def test_bool_cube_counts_0_or_1_whatever_byte_it_holds():
+    # numpy reads any nonzero byte of a bool as True: the weights see 1, not the byte.
+    raw = np.random.default_rng(0).integers(0, 256, (4, 5, 6), dtype=np.uint8)
+    cube = np.frombuffer(raw.tobytes(), dtype=bool).reshape(raw.shape)
+    pixel_w, channel_w = poisson_weights(cube)
+    expected = poisson_weights(cube.astype(np.uint8))
+    np.testing.assert_array_equal(pixel_w, expected[0])
+    np.testing.assert_array_equal(channel_w, expected[1])
+
+
 def test_matches_direct_weighted_svd():
     _, counts = low_rank_cube(seed=2)
     x = counts.reshape(-1, counts.shape[-1]).astype(float)

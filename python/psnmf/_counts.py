@@ -111,7 +111,7 @@ def to_counts(X, *, name: str = "X", n_threads: int = 0) -> Counts:
         return _sparse_to_counts(X, name, n_threads)
     X = check_counts(X, name, ndim=2, check_values=False)  # the compiled scan checks them
     if X.dtype == bool:
-        X = X.view(np.uint8)
+        X = X.astype(np.uint8)  # 0 or 1: a view would pass on any other byte a bool holds
     if X.dtype == np.float16:
         X = X.astype(np.float32)
     if not X.dtype.isnative:
@@ -211,7 +211,7 @@ def _coo_in_row_order(X, name: str, n_threads: int):
 def _core_data(data: np.ndarray, name: str) -> np.ndarray:
     """Sparse values as a dtype the compiled pass takes (a copy only for the others)."""
     if data.dtype == bool:
-        data = data.view(np.uint8)
+        data = data.astype(np.uint8)  # 0 or 1, as for dense input
     if data.dtype.kind not in "uif":
         raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
     if not data.dtype.isnative:

@@ -27,7 +27,7 @@ __all__ = ["denoise_pca", "poisson_weights"]
 def _as_matrix(cube) -> tuple[np.ndarray, tuple[int, ...]]:
     cube = check_counts(cube, "cube", ndim=(3, 2), allow_sparse=False)
     if cube.dtype == bool:
-        cube = cube.view(np.uint8)
+        cube = cube.astype(np.uint8)  # 0 or 1 (as to_counts)
     return cube.reshape(-1, cube.shape[-1]), cube.shape
 
 
