@@ -1,11 +1,12 @@
 """Fuzz target (atheris, libFuzzer) for psnmf's input boundary.
 
 Each input is decoded into one call of a public entry point — the working-format
-conversion, bin_spatial, PoissonNMF fit/transform, PSNMF, denoise_pca, quantify — with an
-array of a random dtype, shape, memory layout and raw bytes (so NaN, infinities, negative
-and huge values all occur) and random parameters. The call must either return finite,
-non-negative results of the right shape or raise ValueError/TypeError (the documented
-errors); anything else — another exception, a NaN, a crash in the core — is a finding.
+conversion (of dense arrays, and of CSR, CSC and COO matrices against scipy's own),
+bin_spatial, PoissonNMF fit/transform, PSNMF, denoise_pca, quantify — with an array of a
+random dtype, shape, memory layout and raw bytes (so NaN, infinities, negative and huge
+values all occur) and random parameters. The call must either return finite, non-negative
+results of the right shape or raise ValueError/TypeError (the documented errors); anything
+else — another exception, a NaN, a crash in the core — is a finding.
 
 Run: python fuzz/boundary.py -max_total_time=60   (see .ci/fuzz)
 """
@@ -17,6 +18,7 @@ import warnings
 
 import atheris
 import numpy as np
+import scipy.sparse as sp
 
 # Coverage feedback from psnmf's own Python code only (the C++ core is not instrumented:
 # no clang here; its crashes still surface as a crash of this process).
@@ -55,6 +57,26 @@ def _array(fdp: atheris.FuzzedDataProvider, ndim: int, max_side: int = 6) -> np.
     return array
 
 
+def _sparse(fdp: atheris.FuzzedDataProvider, dense: np.ndarray):
+    """The nonzeros of a 2-D array as CSR, CSC or COO, their entries reordered or
+    stored twice (COO: duplicates to sum)."""
+    rows, cols = np.nonzero(dense)
+    order = np.arange(rows.size)
+    how = fdp.ConsumeIntInRange(0, 3)
+    if how == 1:
+        order = order[::-1]  # rows and columns descending
+    elif how == 2:
+        order = np.random.default_rng(fdp.ConsumeIntInRange(0, 9)).permutation(rows.size)
+    elif how == 3:
+        order = np.repeat(order, 2)  # every entry twice, next to itself
+    coo = sp.coo_matrix((dense[rows, cols][order], (rows[order], cols[order])), shape=dense.shape)
+    return coo.asformat(["csr", "csc", "coo"][fdp.ConsumeIntInRange(0, 2)])
+
+
+def _csr_of(counts):
+    return sp.csr_matrix((counts.values, counts.indices, counts.indptr), shape=counts.shape)
+
+
 def _check_result(value) -> None:
     value = np.asarray(value, dtype=np.float64)
     assert np.all(np.isfinite(value)), "non-finite result"
@@ -86,8 +108,13 @@ def _one_call(fdp: atheris.FuzzedDataProvider) -> None:
     k = fdp.ConsumeIntInRange(-1, 5)
     threads = fdp.ConsumeIntInRange(1, 2)
     if entry == 0:
-        counts = to_counts(data)
+        if data.ndim == 2 and fdp.ConsumeBool():
+            data = _sparse(fdp, data)
+        counts = to_counts(data, n_threads=threads)
         assert counts.shape == data.shape
+        if sp.issparse(data):  # the same matrix as scipy's own, duplicates summed
+            ours = counts.dense if counts.dense is not None else _csr_of(counts).toarray()
+            np.testing.assert_array_equal(ours, data.toarray().astype(np.float64))
     elif entry == 1:
         factor = (fdp.ConsumeIntInRange(-1, 7), fdp.ConsumeIntInRange(-1, 7))
         binned = psnmf.bin_spatial(data, factor, n_threads=threads)
