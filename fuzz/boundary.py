@@ -112,9 +112,10 @@ def _one_call(fdp: atheris.FuzzedDataProvider) -> None:
             data = _sparse(fdp, data)
         counts = to_counts(data, n_threads=threads)
         assert counts.shape == data.shape
-        if sp.issparse(data):  # the same matrix as scipy's own, duplicates summed
-            ours = counts.dense if counts.dense is not None else _csr_of(counts).toarray()
-            np.testing.assert_array_equal(ours, data.toarray().astype(np.float64))
+        # The same matrix as numpy's or scipy's own (duplicates summed).
+        ours = counts.dense if counts.dense is not None else _csr_of(counts).toarray()
+        expected = data.toarray() if sp.issparse(data) else np.asarray(data)
+        np.testing.assert_array_equal(ours, expected.astype(np.float64))
     elif entry == 1:
         factor = (fdp.ConsumeIntInRange(-1, 7), fdp.ConsumeIntInRange(-1, 7))
         binned = psnmf.bin_spatial(data, factor, n_threads=threads)
