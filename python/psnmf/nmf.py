@@ -130,7 +130,7 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         converges far faster: on bench/workloads.py counts (0.1 counts per
         channel, k = 2 to 8) it reached the loss of 200 "mu" iterations in
         10-12 iterations, 5.3-7.9 times sooner than "mu" at k = 4 (6.0-9.5 at
-        k = 2 and 3, 5.4-8.8 at k = 5 and 6, 4.0-6.4 at k = 7, 3.9-4.3 at
+        k = 2 and 3, 5.4-8.8 at k = 5 and 6, 4.0-6.4 at k = 7, 3.4-4.3 at
         k = 8; 2 threads).
         ``transform`` (spectra fixed) uses "mu". At most 64 components.
     max_iter : int, default=200
