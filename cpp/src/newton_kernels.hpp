@@ -59,9 +59,7 @@ void newton_column(double *h, const double *stats, const double *maps_colsum, in
   for (int q = 0; q < k; ++q)
     g[q] = maps_colsum[q] - stats[q];
   const double *hessian = stats + k;
-  double slope = projected_newton_step<K>(h, g, hessian, k, work, e);
-  if (slope < 0.0)
-    slope = over_relaxed<K>(h, g, k, e, slope);
+  const double slope = lengthened_newton_step<K>(h, g, hessian, k, work, e);
   if (slope < 0.0) {
     // rho over all components, and over those the step leaves above zero.
     double rho = 0.0, rho_kept = 0.0;

@@ -114,9 +114,7 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
     hessian[i] = hess_acc[i];
   for (int q = 0; q < k; ++q)
     g[q] = spectra_rowsum[q] - numerator[q];
-  double slope = projected_newton_step<K>(w, g, hessian, k, work, e);
-  if (slope < 0.0)
-    slope = over_relaxed<K>(w, g, k, e, slope);
+  const double slope = lengthened_newton_step<K>(w, g, hessian, k, work, e);
   double t = 0.0;
   if (slope < 0.0) {
     double e_linear = 0.0;

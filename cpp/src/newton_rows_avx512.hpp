@@ -168,9 +168,7 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
   }
   for (int i = 0; i < M; ++i)
     hessian[i] = lane_sum(hessian_q[i]);
-  double slope = projected_newton_step<K>(w, g, hessian, K, s, e);
-  if (slope < 0.0)
-    slope = over_relaxed<K>(w, g, K, e, slope);
+  const double slope = lengthened_newton_step<K>(w, g, hessian, K, s, e);
 
   // The largest trial step in kRowTrials that passes the trapezoid test,
   // and lowers the row's loss (newton_rows.inl).

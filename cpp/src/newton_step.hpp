@@ -102,16 +102,14 @@ inline constexpr double kOverRelaxation = 1.5;
 /// 2/3 = 1 / kOverRelaxation is the plain Newton step. Trying it before 1/2
 /// took the 65536 x 1024 data above from 12 iterations to 11 (the others
 /// unchanged).
-inline constexpr int kRowTries = 5;
-inline constexpr double kRowTrials[kRowTries] = {1.0, 2.0 / 3.0, 0.5, 0.25, 0.125};
+inline constexpr double kRowTrials[] = {1.0, 2.0 / 3.0, 0.5, 0.25, 0.125};
 
 /// A spectra column's guaranteed step is tried at these t (newton_column).
 /// Early on, the lengthened whole step fails the bound for most columns (9 in
 /// 10 in the third iteration on the 65536 x 1024 data); 5/6 and 2/3 before 1/2
 /// took the data above from 13, 11, 18, 12 and 12 iterations to 12, 10, 16, 11
 /// and 11.
-inline constexpr int kColumnTries = 6;
-inline constexpr double kColumnTrials[kColumnTries] = {1.0, 5.0 / 6.0, 2.0 / 3.0, 0.5, 0.25, 0.125};
+inline constexpr double kColumnTrials[] = {1.0, 5.0 / 6.0, 2.0 / 3.0, 0.5, 0.25, 0.125};
 
 /// e^T H e for the packed symmetric H (packed_size(k) values).
 inline double quadratic_form(const double *packed, const double *e, int k) {
@@ -361,6 +359,15 @@ __attribute__((always_inline)) inline double over_relaxed(const double *v, const
   for (int q = 0; q < k; ++q)
     e[q] = lengthened(v[q], e[q]);
   return longer_slope;
+}
+
+/// The step every Newton path takes: projected_newton_step, lengthened
+/// (over_relaxed) where it descends. Returns the slope along e.
+template <int K = 0>
+inline double lengthened_newton_step(const double *v, const double *g, const double *hessian, int k,
+                                     double *work, double *e) {
+  const double slope = projected_newton_step<K>(v, g, hessian, k, work, e);
+  return slope < 0.0 ? over_relaxed<K>(v, g, k, e, slope) : slope;
 }
 
 } // namespace psnmf::detail
