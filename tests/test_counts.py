@@ -249,6 +249,16 @@ def test_coo_row_out_of_range_raises(at, bad):
         to_counts(X, name="counts", n_threads=2)
 
 
+def test_coo_row_offsets_reject_bad_arguments():
+    rows = np.arange(5, dtype=np.int32)
+    with pytest.raises(TypeError, match="rows: expected int32 or int64"):
+        _core.coo_row_offsets(rows.astype(np.float64), 5)
+    with pytest.raises(ValueError, match="n_rows: expected at least 1"):
+        _core.coo_row_offsets(rows, 0)
+    with pytest.raises(ValueError, match="rows"):
+        _core.coo_row_offsets(np.arange(10, dtype=np.int32)[::2], 5)  # not contiguous
+
+
 def test_coo_in_row_order_is_used_without_copies():
     reference = sparse_counts(300, 120, 0.1, seed=41)
     X = sp.coo_matrix(reference.astype(np.float32))

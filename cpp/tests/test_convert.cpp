@@ -393,6 +393,16 @@ void test_sorted_coo_offsets() {
   rows.front() = -1;
   CHECK_THROWS(psnmf::sorted_coo_row_offsets(rows.data(), 300, 100, indptr.data(), 2),
                std::invalid_argument);
+  // No rows, missing buffers, a negative count of entries.
+  rows.front() = 0;
+  CHECK_THROWS(psnmf::sorted_coo_row_offsets(rows.data(), 300, 0, indptr.data(), 2),
+               std::invalid_argument);
+  CHECK_THROWS(psnmf::sorted_coo_row_offsets<std::int32_t>(nullptr, 300, 100, indptr.data(), 2),
+               std::invalid_argument);
+  CHECK_THROWS(psnmf::sorted_coo_row_offsets<std::int32_t>(rows.data(), 300, 100, nullptr, 2),
+               std::invalid_argument);
+  CHECK_THROWS(psnmf::sorted_coo_row_offsets(rows.data(), -1, 100, indptr.data(), 2),
+               std::invalid_argument);
 }
 
 } // namespace
