@@ -86,10 +86,12 @@ def test_iterates_equal_reference_with_zero_rows_and_columns(problem):
     assert np.all(np.isfinite(W)) and np.all(np.isfinite(model.components_))
 
 
-@pytest.mark.parametrize("k", [1, 2, 4, 5, 7, 8, 9, 12, 14, 16, 17])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 16, 17])
 def test_iterates_equal_reference_for_every_rank_path(k):
-    """With AVX: k = 4, 8, 12, 16 vectorised rows, others < 16 zero-padded to
-    those, 17 generic rows. Without: generic rows for all."""
+    """With AVX-512: k = 2 and 4 to 8 unpadded rows (2, 5, 6, 7 with a scatter
+    of 4-, 2- and 1-value pieces), 1 and 3 zero-padded to 4. With AVX: k = 4,
+    8, 12, 16 vectorised rows, others < 16 zero-padded to those, 17 generic
+    rows. Without: generic rows for all."""
     X, _, _ = low_rank_poisson(150, 40, 3, counts_per_pixel=80, seed=11)
     rng = np.random.default_rng(k)
     W0, H0 = rng.uniform(0.1, 1, (150, k)), rng.uniform(0.1, 1, (k, 40))
@@ -540,7 +542,7 @@ def test_newton_checkpoints_undo_a_rise_of_the_loss():
     assert with_tol["n_iter"] > repeated[0] + 1
 
 
-@pytest.mark.parametrize("seed", [0, 3, 4, 7])
+@pytest.mark.parametrize("seed", [0, 1, 3, 7])
 def test_newton_rise_within_rounding_means_converged(seed):
     """Near the minimum the loss of a Newton iteration can exceed the checkpoint's
     in its last bits. The state is restored (the loss repeats), and with a tolerance

@@ -269,13 +269,21 @@ double update_both_pass(const Counts &rows, double *maps, double *spectra_t,
 }
 
 /// Calls f(std::integral_constant<int, K>, std::bool_constant<padded>) with
-/// the K the MU rows run k components on, as fit_poisson_nmf does: the
-/// vectorised rows take k = 4, 8, 12, 16, the other k < 16 run zero-padded to
-/// those (padded: K > k; zero components stay zero and add exactly nothing);
-/// without them K = k for k <= 8, else 0 (any k at run time).
+/// the K the MU rows run k components on, as fit_poisson_nmf does: the AVX-512
+/// rows take k = 2 and 4 to 8 as they are; the AVX + FMA rows take k = 4, 8,
+/// 12, 16; the other k < 16 run zero-padded to those (padded: K > k; zero
+/// components stay zero and add exactly nothing); without them K = k for
+/// k <= 8, else 0 (any k at run time).
 template <class F> decltype(auto) dispatch_mu_rank(std::int64_t k, F &&f) {
   using Padded = std::true_type;
   using Exact = std::false_type;
+  // A zero component costs about as much as a real one. One thread, ms per
+  // iteration at 65536 x 1024, padded -> not: k = 2 9.4 -> 7.5, k = 5 18.6 ->
+  // 12.5, k = 6 18.7 -> 15.5, k = 7 18.8 -> 17.8, the same losses. But k = 3
+  // took 10.9 against 9.6 padded to 4: its odd component's transpose and
+  // two-piece scatter cost more than a fourth zero one.
+  if (use_avx512_kernels() && (k == 2 || (k >= 4 && k <= 8)))
+    return dispatch_rank(k, [&](auto rank) { return f(rank, Exact{}); });
   if (use_avx_fma_kernels() && k <= 16) {
     if (k < 4)
       return f(std::integral_constant<int, 4>{}, Padded{});

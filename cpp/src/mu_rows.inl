@@ -4,7 +4,7 @@
 // namespace and PSNMF_ROWS_TARGET the function attribute that selects the ISA
 // (empty for the portable build); PSNMF_ROWS_SIMD4 set to 1 routes k = 4, 8,
 // 12, 16 to the hand-vectorised rows of mu_rows_avx.hpp, and PSNMF_ROWS_SIMD8
-// set to 1 the fused rows of k = 4, 8 to the AVX-512 ones of mu_rows_avx512.hpp. Everything the
+// set to 1 the fused rows of k = 2 to 8 to the AVX-512 ones of mu_rows_avx512.hpp. Everything the
 // inner loops call is defined here, so that all of it is compiled for that ISA. K > 0 fixes the
 // number of components at compile time (unrolled, vectorised over k); K == 0 handles any k at run
 // time.
@@ -61,8 +61,8 @@ PSNMF_ROWS_TARGET inline double row_ratios(const RowSpan<Value> &r, const double
     k = K;
 #if PSNMF_ROWS_SIMD8
   // Eight entries at a time: the scalar gather took a third of a loss pass.
-  if constexpr (K == 4 || K == 8) {
-    simd8::row_ratios<K / 4>(r, w, spectra_t, ratio);
+  if constexpr (K >= 2 && K <= 8) {
+    simd8::row_ratios<K>(r, w, spectra_t, ratio);
     return with_loss ? simd8::row_log_term(r, ratio) : 0.0;
   }
 #endif
@@ -119,8 +119,8 @@ maps_row(const RowSpan<Value> &r, double *w, const double *spectra_t, const doub
          int k, bool with_loss, double *colsum, double *ratio, double *numerator) {
 #if PSNMF_ROWS_SIMD8
   // The fused rows' maps half: the same maps whether or not the spectra are updated.
-  if constexpr (K == 4 || K == 8)
-    return simd8::maps_row<K / 4>(r, w, spectra_t, denominator, with_loss, colsum, ratio, nullptr);
+  if constexpr (K >= 2 && K <= 8)
+    return simd8::maps_row<K>(r, w, spectra_t, denominator, with_loss, colsum, ratio, nullptr);
 #endif
 #if PSNMF_ROWS_SIMD4
   if constexpr (K > 0 && K % 4 == 0)
@@ -152,10 +152,10 @@ PSNMF_ROWS_TARGET inline double fused_row(const RowSpan<Value> &r, double *w,
                                           bool with_loss, double *colsum, double *acc,
                                           double *ratio, double *numerator, double *transposed) {
 #if PSNMF_ROWS_SIMD8
-  if constexpr (K == 4 || K == 8) {
+  if constexpr (K >= 2 && K <= 8) {
     const double loss =
-        simd8::maps_row<K / 4>(r, w, spectra_t, denominator, with_loss, colsum, ratio, transposed);
-    simd8::spectra_row_transposed<K / 4>(r, w, transposed, acc);
+        simd8::maps_row<K>(r, w, spectra_t, denominator, with_loss, colsum, ratio, transposed);
+    simd8::spectra_row_transposed<K>(r, w, transposed, acc);
     return loss;
   }
 #endif

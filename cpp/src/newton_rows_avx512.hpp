@@ -23,6 +23,7 @@
 #include "newton_step.hpp"
 #include "psnmf/divergence.hpp"
 #include "row_access.hpp"
+#include "spectra_transpose512.hpp"
 
 #define PSNMF_NEWTON512_TARGET __attribute__((target("avx,fma,avx2,avx512f,avx512vl,avx512dq")))
 
@@ -74,49 +75,6 @@ PSNMF_NEWTON512_TARGET inline double row_loss_change8(const RowSpan<Value> &r, c
     _mm512_storeu_pd(q + p, _mm512_div_pd(_mm512_max_pd(moved, floor), l));
   }
   return t * e_linear - row_log_term(r, q);
-}
-
-/// The two values at a, b, c and d, in this order in the vector's four 128-bit lanes.
-PSNMF_NEWTON512_TARGET inline __m512d four_pairs(const double *a, const double *b, const double *c,
-                                                 const double *d) {
-  const __m512d ab =
-      _mm512_insertf64x2(_mm512_castpd128_pd512(_mm_loadu_pd(a)), _mm_loadu_pd(b), 1);
-  return _mm512_insertf64x2(_mm512_insertf64x2(ab, _mm_loadu_pd(c), 2), _mm_loadu_pd(d), 3);
-}
-
-/// Components off and off + 1 of the eight spectra rows h[e], transposed:
-/// t[q] = (h0[off + q], ..., h7[off + q]).
-PSNMF_NEWTON512_TARGET inline void transpose8x2(const double *const h[8], int off, __m512d t[2]) {
-  // Rows 0|2|4|6 and 1|3|5|7 side by side: unpacking pairs them within each
-  // 128-bit lane, already in order.
-  const __m512d even = four_pairs(h[0] + off, h[2] + off, h[4] + off, h[6] + off);
-  const __m512d odd = four_pairs(h[1] + off, h[3] + off, h[5] + off, h[7] + off);
-  t[0] = _mm512_unpacklo_pd(even, odd);
-  t[1] = _mm512_unpackhi_pd(even, odd);
-}
-
-/// The spectra rows (K values each, 2 <= K <= 8) of the eight columns,
-/// transposed: t[q] = component q of each column's row.
-template <int K>
-PSNMF_NEWTON512_TARGET inline void transpose_rows(const std::int32_t *cols, const double *spectra_t,
-                                                  __m512d t[K]) {
-  static_assert(K >= 2 && K <= 8, "rows of 2 to 8 components");
-  if constexpr (K % 4 == 0) {
-    transpose_group<K / 4>(cols, spectra_t, t);
-  } else {
-    const double *h[8];
-    for (int e = 0; e < 8; ++e)
-      h[e] = spectra_t + std::int64_t(cols[e]) * K;
-    // Four components, then two, then a last odd one.
-    constexpr int quad = K >= 4 ? 4 : 0, pair = K - quad >= 2 ? 2 : 0;
-    if constexpr (quad > 0)
-      transpose8x4(h, 0, t);
-    if constexpr (pair > 0)
-      transpose8x2(h, quad, t + quad);
-    if constexpr (K % 2 == 1)
-      t[K - 1] = _mm512_set_pd(h[7][K - 1], h[6][K - 1], h[5][K - 1], h[4][K - 1], h[3][K - 1],
-                               h[2][K - 1], h[1][K - 1], h[0][K - 1]);
-  }
 }
 
 /// newton_row (newton_rows.inl) for k = K, with the same arguments plus
