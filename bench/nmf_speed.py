@@ -94,19 +94,26 @@ def time_to_target(X, W0, H0, target, n_threads, solver, max_iter, repeats=3):
     return float(np.median(times)), n_iter, float(history[reached[0]])
 
 
-def newton_other_ranks(make_counts, ranks, log, target_iterations=200, quick=False):
-    """Time to the target loss of solvers "newton" and "mu" (2 threads) for each k
-    in ranks, on counts of a rank-k model from make_counts(k) (float64 CSR). The
-    target is psnmf's own MU loss after target_iterations, whose iterates are
-    scikit-learn's (tests/test_nmf.py): no scikit-learn fit is needed. Returns
-    {k: {solver: time_to_target(...)}}."""
+def other_ranks(make_counts, ranks, log, target_iterations=200, quick=False):
+    """For each k in ranks, on counts of a rank-k model from make_counts(k)
+    (float64 CSR): MU's time per iteration against scikit-learn's sparse MU-KL
+    (psnmf on 2 threads; scikit-learn from chained fits of 5 and 15 iterations),
+    and the time to the target loss of solvers "newton" and "mu" (2 threads).
+    The target is psnmf's own MU loss after target_iterations, whose iterates
+    are scikit-learn's (tests/test_nmf.py): no long scikit-learn fit is needed.
+    Returns {k: {"sk_per_iter": s, "mu_per_iter": s, "mu": time_to_target(...),
+    "newton": time_to_target(...)}}."""
     out = {}
     for k in ranks:
-        log(f"time to target at k = {k}: newton against mu")
+        log(f"k = {k}: MU per iteration against scikit-learn; newton against mu")
         X = make_counts(k)
         rng = np.random.default_rng(1)
         W0 = rng.uniform(0.1, 1.0, (X.shape[0], k))
         H0 = rng.uniform(0.1, 1.0, (k, X.shape[1]))
+        # Each chunk is a fit of its own: the slope of its seconds against its length.
+        chain = sklearn_chain(X, W0, H0, [2, 4] if quick else [5, 15])
+        sk_per_iter = _slope([c[0] for c in chain], [c[1] for c in chain])[0]
+        mu_per_iter = psnmf_per_iteration(X, W0, H0, 2, lengths=(10, 50))[0]
         report = run_updates(
             to_counts(X),
             W0.copy(),
@@ -118,12 +125,11 @@ def newton_other_ranks(make_counts, ranks, log, target_iterations=200, quick=Fal
             solver="mu",
         )
         target = float(report["loss_history"][-1])
-        out[k] = {
-            solver: time_to_target(
+        out[k] = {"sk_per_iter": sk_per_iter, "mu_per_iter": mu_per_iter}
+        for solver in ("mu", "newton"):
+            out[k][solver] = time_to_target(
                 X, W0, H0, target, 2, solver, max_iter=400, repeats=1 if quick else 3
             )
-            for solver in ("mu", "newton")
-        }
     return out
 
 
