@@ -88,10 +88,11 @@ def test_iterates_equal_reference_with_zero_rows_and_columns(problem):
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 16, 17])
 def test_iterates_equal_reference_for_every_rank_path(k):
-    """With AVX-512: k = 2 and 4 to 8 unpadded rows (2, 5, 6, 7 with a scatter
-    of 4-, 2- and 1-value pieces), 1 and 3 zero-padded to 4. With AVX: k = 4,
-    8, 12, 16 vectorised rows, others < 16 zero-padded to those, 17 generic
-    rows. Without: generic rows for all."""
+    """With AVX-512: k = 2, 4, 5 and 8 unpadded rows (2 and 5 with a scatter in
+    pieces of 4, 2 and 1 values), 1 and 3 zero-padded to 4, 6 and 7 to 8 (their
+    unpadded rows run in Newton's MU iteration: test_newton_other_ranks_...).
+    With AVX: k = 4, 8, 12, 16 vectorised rows, others < 16 zero-padded to
+    those, 17 generic rows. Without: generic rows for all."""
     X, _, _ = low_rank_poisson(150, 40, 3, counts_per_pixel=80, seed=11)
     rng = np.random.default_rng(k)
     W0, H0 = rng.uniform(0.1, 1, (150, k)), rng.uniform(0.1, 1, (k, 40))

@@ -24,7 +24,7 @@ namespace {
 
 /// sum_c scratch[c] (n_cols, k) -> numerator (k, n_cols), in chunk order.
 /// Called inside the pass's parallel region.
-void reduce_numerators(const std::vector<double> &scratch, std::int64_t n_chunks,
+void reduce_numerators(const detail::AlignedDoubles &scratch, std::int64_t n_chunks,
                        std::int64_t n_cols, int k, double *numerator) {
   const std::int64_t block = n_cols * k;
 #pragma omp for schedule(static)
@@ -43,7 +43,7 @@ template <int K, class Rows>
 BlockUpdate run(const Rows &rows, double *maps, const double *spectra, int k,
                 const BlockOptions &options, int n_threads) {
   const std::int64_t n_rows = rows.n_rows(), n_cols = rows.n_cols();
-  const std::vector<double> spectra_t = detail::transpose_spectra(spectra, k, n_cols);
+  const detail::AlignedDoubles spectra_t = detail::transpose_spectra(spectra, k, n_cols);
   const std::vector<double> spectra_rowsum = detail::spectra_row_sums(spectra_t, k, n_cols);
   std::vector<double> denominator(spectra_rowsum);
   for (double &d : denominator)
@@ -59,7 +59,8 @@ BlockUpdate run(const Rows &rows, double *maps, const double *spectra, int k,
   if (options.accumulate_spectra) {
     out.spectra_numerator.assign(static_cast<std::size_t>(k * n_cols), 0.0);
     const detail::RowPartition part(n_rows);
-    std::vector<double> colsum_partial, scratch;
+    std::vector<double> colsum_partial;
+    detail::AlignedDoubles scratch;
     log_term = detail::numerators_pass<K>(
         rows, part, maps, spectra_t.data(), denominator.data(), k, options.with_loss,
         colsum_partial, scratch, n_threads, [&] {

@@ -9,6 +9,7 @@
 
 #include <Eigen/Core>
 
+#include "aligned_buffer.hpp"
 #include "parallel.hpp"
 #include "psnmf/matrix_view.hpp"
 
@@ -32,15 +33,15 @@ inline void check_factors(const ConstFactorsView &f, std::int64_t n_rows, std::i
 using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// spectra (k, n_cols) -> spectra_t (n_cols, k): a channel's k values contiguous.
-inline std::vector<double> transpose_spectra(const double *spectra, std::int64_t k,
-                                             std::int64_t n_cols) {
-  std::vector<double> t(static_cast<std::size_t>(k * n_cols));
+inline AlignedDoubles transpose_spectra(const double *spectra, std::int64_t k,
+                                        std::int64_t n_cols) {
+  AlignedDoubles t(static_cast<std::size_t>(k * n_cols));
   Eigen::Map<RowMajor>(t.data(), n_cols, k) =
       Eigen::Map<const RowMajor>(spectra, k, n_cols).transpose();
   return t;
 }
 
-inline void untranspose_spectra(const std::vector<double> &t, std::int64_t k, std::int64_t n_cols,
+inline void untranspose_spectra(const AlignedDoubles &t, std::int64_t k, std::int64_t n_cols,
                                 double *spectra) {
   Eigen::Map<RowMajor>(spectra, k, n_cols) =
       Eigen::Map<const RowMajor>(t.data(), n_cols, k).transpose();
@@ -64,7 +65,7 @@ inline std::vector<double> maps_column_sums(const double *maps, std::int64_t n_r
 }
 
 /// Row sums of spectra held transposed (n_cols, k).
-inline std::vector<double> spectra_row_sums(const std::vector<double> &spectra_t, std::int64_t k,
+inline std::vector<double> spectra_row_sums(const AlignedDoubles &spectra_t, std::int64_t k,
                                             std::int64_t n_cols) {
   std::vector<double> sums(static_cast<std::size_t>(k));
   Eigen::Map<Eigen::RowVectorXd>(sums.data(), k) =

@@ -13,7 +13,7 @@ namespace psnmf::detail {
 template <class Rows>
 double divergence(const Rows &rows, const ConstFactorsView &f, int n_threads) {
   const std::int64_t k = f.n_components;
-  const std::vector<double> spectra_t = transpose_spectra(f.spectra, k, rows.n_cols());
+  const AlignedDoubles spectra_t = transpose_spectra(f.spectra, k, rows.n_cols());
   const double sum_lambda = dot(maps_column_sums(f.maps, rows.n_rows(), k),
                                 spectra_row_sums(spectra_t, k, rows.n_cols()));
   const double log_term = dispatch_rank(k, [&](auto rank) {

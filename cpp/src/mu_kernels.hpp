@@ -34,12 +34,12 @@ namespace psnmf::detail {
 /// Per-thread scratch of the row bodies.
 template <class Counts> struct RowBuffers {
   RowScratch<typename Counts::value_type> row;
-  std::vector<double> ratio;      ///< one value per stored entry of a row, + 8 (SIMD tail)
-  std::vector<double> numerator;  ///< k values
-  std::vector<double> transposed; ///< k values per stored entry of a row, + 8 (SIMD tail)
+  AlignedDoubles ratio;          ///< one value per stored entry of a row, + 8 (SIMD tail)
+  std::vector<double> numerator; ///< k values
+  AlignedDoubles transposed;     ///< k values per stored entry of a row, + 8 (SIMD tail)
   /// Newton rows only, sized by with_newton_scratch on first use (MU passes never need them).
-  std::vector<double> newton;         ///< newton_scratch_size(k) values
-  std::vector<double> newton_entries; ///< three values per stored entry of a row (+ 8)
+  std::vector<double> newton;    ///< newton_scratch_size(k) values
+  AlignedDoubles newton_entries; ///< three values per stored entry of a row (+ 8)
   RowBuffers(std::int64_t n_cols, int k)
       : ratio(static_cast<std::size_t>(n_cols + 8)), numerator(static_cast<std::size_t>(k)),
         transposed(static_cast<std::size_t>((n_cols + 8) * k)) {}
@@ -127,7 +127,7 @@ void run_chunks(const Counts &rows, const RowPartition &part, int k, int n_threa
 }
 
 /// Chunk c's (n_cols, k) block of the spectra numerators in `scratch`, zeroed.
-inline double *zeroed_block(std::vector<double> &scratch, std::int64_t c, std::int64_t block) {
+inline double *zeroed_block(AlignedDoubles &scratch, std::int64_t c, std::int64_t block) {
   double *acc = scratch.data() + c * block;
   std::fill(acc, acc + block, 0.0);
   return acc;
@@ -154,7 +154,7 @@ inline void reduce_colsums(const std::vector<double> &partial, std::int64_t n_ch
 
 /// spectra <- spectra * (sum of the chunk numerators) / denominator, spectra
 /// held transposed (n_cols, k). Called inside a parallel region.
-inline void apply_spectra_numerators(const std::vector<double> &acc, std::int64_t n_chunks,
+inline void apply_spectra_numerators(const AlignedDoubles &acc, std::int64_t n_chunks,
                                      std::int64_t n_cols, int k, const double *denominator,
                                      double *spectra_t) {
   const std::int64_t block = n_cols * k;
@@ -196,7 +196,7 @@ double update_maps_pass(const Counts &rows, double *maps, const double *spectra_
 template <int K, class Counts>
 double update_spectra_pass(const Counts &rows, const double *maps, double *spectra_t,
                            const double *denominator, int k, bool with_loss,
-                           std::vector<double> &scratch, int n_threads) {
+                           AlignedDoubles &scratch, int n_threads) {
   const std::int64_t n_cols = rows.n_cols();
   const std::int64_t block = n_cols * k;
   const RowPartition part(rows.n_rows());
@@ -224,8 +224,8 @@ double update_spectra_pass(const Counts &rows, const double *maps, double *spect
 template <int K, class Counts, class Finish>
 double numerators_pass(const Counts &rows, const RowPartition &part, double *maps,
                        const double *spectra_t, const double *maps_denominator, int k,
-                       bool with_loss, std::vector<double> &colsum_partial,
-                       std::vector<double> &scratch, int n_threads, Finish &&finish) {
+                       bool with_loss, std::vector<double> &colsum_partial, AlignedDoubles &scratch,
+                       int n_threads, Finish &&finish) {
   const std::int64_t block = rows.n_cols() * k;
   scratch.resize(static_cast<std::size_t>(part.n_chunks * block));
   colsum_partial.assign(static_cast<std::size_t>(part.n_chunks * k), 0.0);
@@ -250,7 +250,7 @@ double numerators_pass(const Counts &rows, const RowPartition &part, double *map
 template <int K, class Counts>
 double update_both_pass(const Counts &rows, double *maps, double *spectra_t,
                         const double *maps_denominator, int k, bool with_loss, double *maps_colsum,
-                        std::vector<double> &scratch, int n_threads) {
+                        AlignedDoubles &scratch, int n_threads) {
   const RowPartition part(rows.n_rows());
   std::vector<double> colsum_partial;
   std::vector<double> spectra_denominator(static_cast<std::size_t>(k));
@@ -270,19 +270,20 @@ double update_both_pass(const Counts &rows, double *maps, double *spectra_t,
 
 /// Calls f(std::integral_constant<int, K>, std::bool_constant<padded>) with
 /// the K the MU rows run k components on, as fit_poisson_nmf does: the AVX-512
-/// rows take k = 2 and 4 to 8 as they are; the AVX + FMA rows take k = 4, 8,
+/// rows take k = 2, 4, 5 and 8 as they are; the AVX + FMA rows take k = 4, 8,
 /// 12, 16; the other k < 16 run zero-padded to those (padded: K > k; zero
 /// components stay zero and add exactly nothing); without them K = k for
 /// k <= 8, else 0 (any k at run time).
 template <class F> decltype(auto) dispatch_mu_rank(std::int64_t k, F &&f) {
   using Padded = std::true_type;
   using Exact = std::false_type;
-  // A zero component costs about as much as a real one. One thread, ms per
-  // iteration at 65536 x 1024, padded -> not: k = 2 9.4 -> 7.5, k = 5 18.6 ->
-  // 12.5, k = 6 18.7 -> 15.5, k = 7 18.8 -> 17.8, the same losses. But k = 3
-  // took 10.9 against 9.6 padded to 4: its odd component's transpose and
-  // two-piece scatter cost more than a fourth zero one.
-  if (use_avx512_kernels() && (k == 2 || (k >= 4 && k <= 8)))
+  // A zero component costs about as much as a real one, but a spectra row of
+  // 4 or 8 values keeps to one cache line (aligned_buffer.hpp) and to one
+  // read-modify-write per entry. One thread, ms per iteration at 65536 x 1024,
+  // padded against not: k = 2 9.4 against 7.6, k = 5 14.1 against 13.2 (the
+  // same losses); but k = 3 9.6 against 10.9, k = 6 14.4 against 15.9 and
+  // k = 7 14.5 against 18.8.
+  if (use_avx512_kernels() && (k == 2 || k == 5))
     return dispatch_rank(k, [&](auto rank) { return f(rank, Exact{}); });
   if (use_avx_fma_kernels() && k <= 16) {
     if (k < 4)

@@ -110,7 +110,7 @@ void newton_column(double *h, const double *stats, const double *maps_colsum, in
 template <int K, class Counts>
 void newton_pass(const Counts &rows, double *maps, double *spectra_t, const double *spectra_rowsum,
                  const double *mu_denominator, int k, bool guaranteed, double *maps_colsum,
-                 std::vector<double> &scratch, int n_threads) {
+                 AlignedDoubles &scratch, int n_threads) {
   const std::int64_t n_cols = rows.n_cols();
   const std::int64_t stride = newton_stats_stride(k), block = n_cols * stride;
   const RowPartition part(rows.n_rows());

@@ -29,7 +29,8 @@ template <int K, class Rows> struct DriverState {
   FactorsView f;
   std::int64_t k, n_cols;
   int n_threads;
-  std::vector<double> spectra_t, maps_colsum, spectra_rowsum;
+  detail::AlignedDoubles spectra_t;
+  std::vector<double> maps_colsum, spectra_rowsum;
   double sum_x;
 
   DriverState(const Rows &counts, FactorsView factors, const NmfOptions &options)
@@ -69,7 +70,7 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
   DriverState<K, Rows> s(rows, f, options);
   const std::int64_t k = s.k;
   std::vector<double> denominator(static_cast<std::size_t>(k));
-  std::vector<double> scratch;
+  detail::AlignedDoubles scratch;
 
   NmfResult result;
   const bool any_update = options.update_maps || options.update_spectra;
@@ -239,12 +240,14 @@ template <int K, class Rows>
 NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options) {
   DriverState<K, Rows> s(rows, f, options);
   const std::int64_t k = s.k, n_rows = rows.n_rows();
-  std::vector<double> denominator(static_cast<std::size_t>(k)), scratch;
+  std::vector<double> denominator(static_cast<std::size_t>(k));
+  detail::AlignedDoubles scratch;
 
   NmfResult result;
   result.loss_history.push_back(s.loss());
   result.loss_iterations.push_back(0);
-  std::vector<double> saved_maps(f.maps, f.maps + n_rows * k), saved_spectra_t = s.spectra_t;
+  std::vector<double> saved_maps(f.maps, f.maps + n_rows * k);
+  detail::AlignedDoubles saved_spectra_t = s.spectra_t;
   double saved_loss = result.loss_history.back();
   // After a rise: columns take only guaranteed steps (cautious); after a second, MU.
   bool newton_since_saved = false, cautious = false, newton_failed = false;
