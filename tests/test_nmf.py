@@ -474,6 +474,23 @@ def test_newton_losses_never_increase_and_beat_mu(problem):
     assert history[-1] == pytest.approx(long_mu.reconstruction_err_, rel=1e-4)
 
 
+@pytest.mark.parametrize("k", [2, 3, 4, 6, 8, 9])
+@pytest.mark.parametrize("max_iter", [0, 1, 3])
+def test_newton_initial_loss_is_the_divergence_of_the_start(problem, k, max_iter):
+    """The first MU iteration's pass gives the initial loss (max_iter = 0: a pass
+    of its own): the divergence of the initial factors, to the bit."""
+    X = problem[0]
+    rng = np.random.default_rng(k)
+    W0, H0 = rng.uniform(0.1, 1, (X.shape[0], k)), rng.uniform(0.1, 1, (k, X.shape[1]))
+    counts = to_counts(X)
+    report = _core.fit_poisson_nmf(
+        counts.core, X.shape[1], W0.copy(), H0.copy(), max_iter, 0.0, solver="newton"
+    )
+    assert report["loss_iterations"][0] == 0
+    assert report["loss_history"][0] == _core.kl_divergence(counts.core, X.shape[1], W0, H0)
+    assert report["loss_history"][0] == pytest.approx(generalized_kl(X, W0, H0), rel=1e-12)
+
+
 def test_newton_transform_uses_mu(problem):
     X, _, _ = problem
     model = PoissonNMF(3, max_iter=40, tol=0, random_state=0, n_threads=1, solver="newton").fit(X)

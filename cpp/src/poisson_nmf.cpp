@@ -244,19 +244,33 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
   detail::AlignedDoubles scratch;
 
   NmfResult result;
-  result.loss_history.push_back(s.loss());
-  result.loss_iterations.push_back(0);
   std::vector<double> saved_maps(f.maps, f.maps + n_rows * k);
   detail::AlignedDoubles saved_spectra_t = s.spectra_t;
-  double saved_loss = result.loss_history.back();
+  // The initial loss: from the first (MU) iteration's pass, which evaluates the
+  // model at every nonzero of the initial state anyway (the same sum as a pass
+  // of its own, to the bit), or else from a pass of its own.
+  static_assert(kNewtonWarmup >= 1, "the first iteration is an MU one");
+  if (options.max_iter < 1) {
+    result.loss_history.push_back(s.loss());
+    result.loss_iterations.push_back(0);
+  }
+  double saved_loss = options.max_iter < 1 ? result.loss_history.back() : 0.0;
   // After a rise: columns take only guaranteed steps (cautious); after a second, MU.
   bool newton_since_saved = false, cautious = false, newton_failed = false;
   for (int it = 1; it <= options.max_iter; ++it) {
     for (std::int64_t q = 0; q < k; ++q)
       denominator[q] = s.spectra_rowsum[q] == 0.0 ? kModelFloor : s.spectra_rowsum[q];
     if (it <= kNewtonWarmup || newton_failed) {
-      detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(), int(k),
-                                  false, s.maps_colsum.data(), scratch, s.n_threads);
+      const bool initial_loss = it == 1;
+      const double sum_lambda = dot(s.maps_colsum, s.spectra_rowsum);
+      const double log_term =
+          detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(), int(k),
+                                      initial_loss, s.maps_colsum.data(), scratch, s.n_threads);
+      if (initial_loss) {
+        saved_loss = log_term - s.sum_x + sum_lambda;
+        result.loss_history.push_back(saved_loss);
+        result.loss_iterations.push_back(0);
+      }
     } else {
       detail::newton_pass<K>(rows, f.maps, s.spectra_t.data(), s.spectra_rowsum.data(),
                              denominator.data(), int(k), cautious, s.maps_colsum.data(), scratch,
