@@ -129,8 +129,8 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         at k = 2, 3 and 5, 3.4 at k = 6, 5-5.4 at k = 7 and 8, with the
         AVX-512 rows), but it converges far faster: on bench/workloads.py
         counts (0.1 counts per channel, k = 2 to 8) it reached the loss of 200
-        "mu" iterations in 10-12 iterations, 4.9-5.9 times sooner than "mu"
-        at k = 4 (5.0-7.5 at k = 2, 3, 5 and 6, 3.3 at k = 8; 2 threads).
+        "mu" iterations in 10-12 iterations, 4.9-6.2 times sooner than "mu"
+        at k = 4 (4.8-7.5 at k = 2, 3, 5 and 6, 3.3-3.5 at k = 8; 2 threads).
         ``transform`` (spectra fixed) uses "mu". At most 64 components.
     max_iter : int, default=200
         Maximum number of iterations.
