@@ -101,8 +101,8 @@ def other_ranks(make_counts, ranks, log, target_iterations=200, quick=False):
     and the time to the target loss of solvers "newton" and "mu" (2 threads).
     The target is psnmf's own MU loss after target_iterations, whose iterates
     are scikit-learn's (tests/test_nmf.py): no long scikit-learn fit is needed.
-    Returns {k: {"sk_per_iter": s, "mu_per_iter": s, "mu": time_to_target(...),
-    "newton": time_to_target(...)}}."""
+    Returns {k: {"sk_lengths": (n, n), "sk_per_iter": s, "mu_per_iter": s,
+    "mu": time_to_target(...), "newton": time_to_target(...)}}."""
     out = {}
     for k in ranks:
         log(f"k = {k}: MU per iteration against scikit-learn; newton against mu")
@@ -111,7 +111,8 @@ def other_ranks(make_counts, ranks, log, target_iterations=200, quick=False):
         W0 = rng.uniform(0.1, 1.0, (X.shape[0], k))
         H0 = rng.uniform(0.1, 1.0, (k, X.shape[1]))
         # Each chunk is a fit of its own: the slope of its seconds against its length.
-        chain = sklearn_chain(X, W0, H0, [2, 4] if quick else [5, 15])
+        lengths = (2, 4) if quick else (5, 15)
+        chain = sklearn_chain(X, W0, H0, lengths)
         sk_per_iter = _slope([c[0] for c in chain], [c[1] for c in chain])[0]
         mu_per_iter = psnmf_per_iteration(X, W0, H0, 2, lengths=(10, 50))[0]
         report = run_updates(
@@ -125,7 +126,7 @@ def other_ranks(make_counts, ranks, log, target_iterations=200, quick=False):
             solver="mu",
         )
         target = float(report["loss_history"][-1])
-        out[k] = {"sk_per_iter": sk_per_iter, "mu_per_iter": mu_per_iter}
+        out[k] = {"sk_lengths": lengths, "sk_per_iter": sk_per_iter, "mu_per_iter": mu_per_iter}
         for solver in ("mu", "newton"):
             out[k][solver] = time_to_target(
                 X, W0, H0, target, 2, solver, max_iter=400, repeats=1 if quick else 3

@@ -99,6 +99,7 @@ def _other_ranks(ranks: dict, size: dict) -> str:
     (time to MU's loss after the target iterations), at other k, each k on
     counts of its own rank-k model."""
     rows = []
+    lengths = " and ".join(str(n) for n in next(iter(ranks.values()))["sk_lengths"])
     for k, res in ranks.items():
         per_iter = res["sk_per_iter"] / res["mu_per_iter"]
         row = (
@@ -120,11 +121,10 @@ def _other_ranks(ranks: dict, size: dict) -> str:
         f"\nOther numbers of components: {size['pixels']} x {size['channels']}, "
         f"mean {size['mean']} counts per channel, each k on counts of a rank-k model "
         "(bench/workloads.py, seed 0). MU per iteration: scikit-learn sparse from two "
-        "fits of different lengths (5 and 15 iterations), psnmf on 2 threads. Time to "
+        f"fits of different lengths ({lengths} iterations), psnmf on 2 threads. Time to "
         f"target: psnmf's MU loss after {size.get('target_iterations', 200)} iterations "
-        "(scikit-learn's iterates); "
-        "2 threads, median of repeats. Not issue targets (those are k = 4 above); shown "
-        "for the other k users choose.\n"
+        "(scikit-learn's iterates); 2 threads, median of repeats. Not issue targets (those "
+        "are k = 4 above); shown for the other k users choose.\n"
     )
     header = [
         "k",

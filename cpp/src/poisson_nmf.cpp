@@ -250,11 +250,12 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
   // model at every nonzero of the initial state anyway (the same sum as a pass
   // of its own, to the bit), or else from a pass of its own.
   static_assert(kNewtonWarmup >= 1, "the first iteration is an MU one");
+  double saved_loss = 0.0;
   if (options.max_iter < 1) {
-    result.loss_history.push_back(s.loss());
+    saved_loss = s.loss();
+    result.loss_history.push_back(saved_loss);
     result.loss_iterations.push_back(0);
   }
-  double saved_loss = options.max_iter < 1 ? result.loss_history.back() : 0.0;
   // After a rise: columns take only guaranteed steps (cautious); after a second, MU.
   bool newton_since_saved = false, cautious = false, newton_failed = false;
   for (int it = 1; it <= options.max_iter; ++it) {
