@@ -128,7 +128,9 @@ def _projected_newton_step(v, g, hessian):
     """e = max(0, v + d) - v for the Newton step d on the free set; returns (e, g . e).
 
     A free coordinate whose d falls below -v with a positive gradient goes to
-    its bound (e = -v) and d is solved again on the others, until none does."""
+    its bound (e = -v) and d is solved again on the others, until none does;
+    then a free coordinate at zero whose d is negative is held there (e = 0) and
+    d solved again, until neither happens."""
     e = np.zeros_like(v)
     free = (v > 0) | (g < 0)
     if not free.any():
@@ -149,6 +151,8 @@ def _projected_newton_step(v, g, hessian):
         rhs = -g[solved] + hessian[np.ix_(solved, bound)] @ v[bound]
         d = np.linalg.solve(L.T, np.linalg.solve(L, rhs))
         to_bound = (d < -v[solved]) & (g[solved] > 0)
+        if not to_bound.any():
+            to_bound = (v[solved] == 0) & (d < 0)
         if not to_bound.any():
             e[solved] = np.maximum(d, -v[solved])
             e[bound] = -v[bound]

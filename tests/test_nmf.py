@@ -535,6 +535,30 @@ def test_newton_rows_never_raise_the_loss_at_low_counts(seed):
     assert np.all(np.diff(history) < 0)
 
 
+@pytest.mark.parametrize("seed", [0, 6, 11, 13, 19])
+def test_newton_leaves_no_zero_its_gradient_pushes_up(seed):
+    """10 counts per pixel. A zero whose gradient is negative (the loss falls as it
+    rises) must not stay zero at convergence (the KKT conditions). A row step that
+    clipped such a zero alone, after the solve took it below zero, was so long
+    that every trial raised the row's loss; the row fell back to MU, which cannot
+    move a zero, and after 200 iterations these seeds kept zeros with gradients of
+    -7 to -73."""
+    X, _, _ = low_rank_poisson(200, 64, 3, counts_per_pixel=10, seed=seed)
+    rng = np.random.default_rng(seed)
+    W, H = rng.uniform(0.1, 1, (200, 3)), rng.uniform(0.1, 1, (3, 64))
+    counts = to_counts(X)
+    report = _core.fit_poisson_nmf(counts.core, 64, W, H, 200, 0.0, solver="newton")
+    assert np.all(np.diff(report["loss_history"]) <= 0)
+    # The gradients in numpy, at the model's floor as the core's loss takes it.
+    ratio = X / np.maximum(W @ H, np.finfo(np.float32).eps)
+    grad_W = H.sum(axis=1) - ratio @ H.T
+    grad_H = W.sum(axis=0)[:, None] - W.T @ ratio
+    scale = max(np.abs(grad_W).max(), np.abs(grad_H).max())
+    assert (W == 0).any() and (H == 0).any()  # the case is about zeros
+    assert grad_W[W == 0].min() >= -1e-9 * scale
+    assert grad_H[H == 0].min() >= -1e-9 * scale
+
+
 def test_newton_checkpoints_undo_a_rise_of_the_loss():
     """Ten components for rank-3 data at 5 counts per pixel: beyond 8 components the
     columns' whole steps are not checked for emptied models, and one raises the loss
@@ -560,7 +584,7 @@ def test_newton_checkpoints_undo_a_rise_of_the_loss():
     assert with_tol["n_iter"] > repeated[0] + 1
 
 
-@pytest.mark.parametrize("seed", [0, 1, 3, 7])
+@pytest.mark.parametrize("seed", [1, 2, 3, 5])
 def test_newton_rise_within_rounding_means_converged(seed):
     """Near the minimum the loss of a Newton iteration can exceed the checkpoint's
     in its last bits. The state is restored (the loss repeats), and with a tolerance

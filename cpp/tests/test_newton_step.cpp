@@ -64,6 +64,8 @@ double reference_step(const Case &c, Eigen::VectorXd &e, int *rounds = nullptr) 
       return 0.0;
     }
     const Eigen::VectorXd d = llt.solve(rhs);
+    // Sent to the bound: those crossing zero against their gradient, or if none,
+    // those at zero solved below it (held there: -v = 0).
     std::vector<int> kept;
     for (int i = 0; i < m; ++i) {
       const int q = solved[i];
@@ -71,6 +73,16 @@ double reference_step(const Case &c, Eigen::VectorXd &e, int *rounds = nullptr) 
         at_bound.push_back(q);
       else
         kept.push_back(q);
+    }
+    if (kept.size() == solved.size()) {
+      kept.clear();
+      for (int i = 0; i < m; ++i) {
+        const int q = solved[i];
+        if (c.v[q] == 0.0 && d[i] < 0.0)
+          at_bound.push_back(q);
+        else
+          kept.push_back(q);
+      }
     }
     if (kept.size() == solved.size()) {
       for (int i = 0; i < m; ++i)
@@ -204,6 +216,24 @@ void test_tiny_value_does_not_block_a_zero() {
     CHECK_NEAR(e[rest[i]], d[i], 1e-12);
   CHECK(slope < 0.0);
   check_case<4>(c, 1e-9);
+  check_case<0>(c, 1e-9);
+}
+
+void test_zero_solved_below_zero_is_held() {
+  // Component 1 is zero with a small negative gradient; coupled to component 0,
+  // whose gradient is large and negative, the full solve takes it to -4.2.
+  // Clipped alone, component 0's step would be 4.8 (as if 1 went down);
+  // held at zero, 0 takes the step of its own block, 1.
+  Eigen::Matrix3d h;
+  h << 1.0, 0.9, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0, 1.0;
+  Case c{3, Eigen::Vector3d(1.0, 0.0, 1.0), Eigen::Vector3d(-1.0, -0.1, 0.5), h};
+  Eigen::VectorXd e;
+  const double slope = header_step<3>(c, e);
+  CHECK_EQ(e[1], 0.0);
+  CHECK_NEAR(e[0], 1.0, 1e-9);
+  CHECK_NEAR(e[2], -0.5, 1e-9);
+  CHECK_NEAR(slope, -1.25, 1e-9);
+  check_case<3>(c, 1e-9);
   check_case<0>(c, 1e-9);
 }
 
@@ -358,6 +388,7 @@ int main() {
   psnmf_test::run("no free component", test_no_free_component);
   psnmf_test::run("linear without counts", test_linear_without_counts);
   psnmf_test::run("tiny value does not block a zero", test_tiny_value_does_not_block_a_zero);
+  psnmf_test::run("zero solved below zero is held", test_zero_solved_below_zero_is_held);
   psnmf_test::run("not positive definite", test_not_positive_definite);
   psnmf_test::run("singular with ridge", test_singular_with_ridge);
   psnmf_test::run("trapezoid guarantee is a bound", test_trapezoid_guarantee_is_a_bound);
