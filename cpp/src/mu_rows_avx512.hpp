@@ -79,12 +79,47 @@ template <int K> PSNMF_AVX512 __m512d combine_saved(const __m512d c[K], const do
   return sum;
 }
 
+/// The two halves of v added (lane_sum's first step).
+PSNMF_AVX512 __m256d halves_added(__m512d v) {
+  return _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+}
+
 /// Sum of the eight lanes, in a fixed order.
 PSNMF_AVX512 double lane_sum(__m512d v) {
-  const __m256d half = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+  const __m256d half = halves_added(v);
   alignas(32) double lanes[4];
   _mm256_store_pd(lanes, half);
   return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+/// lane_sum of four vectors at once, the same sums in the same order: each
+/// vector's halves added, then (l0 + l1) + (l2 + l3).
+PSNMF_AVX512 __m256d lane_sums4(__m512d a, __m512d b, __m512d c, __m512d d) {
+  const __m256d ab = _mm256_hadd_pd(halves_added(a), halves_added(b)); // a01 b01 a23 b23
+  const __m256d cd = _mm256_hadd_pd(halves_added(c), halves_added(d)); // c01 d01 c23 d23
+  return _mm256_add_pd(_mm256_permute2f128_pd(ab, cd, 0x20), _mm256_permute2f128_pd(ab, cd, 0x31));
+}
+
+/// w <- w * (lane sums of numerator_q / denominator), the new w added to
+/// colsum: four components per vector (one division for four instead of a
+/// chain of scalar ones at the end of every row), the rest one by one.
+template <int K>
+PSNMF_AVX512 void update_row(const __m512d numerator_q[K], const double *denominator, double *w,
+                             double *colsum) {
+  int q = 0;
+  for (; q + 4 <= K; q += 4) {
+    const __m256d sums =
+        lane_sums4(numerator_q[q], numerator_q[q + 1], numerator_q[q + 2], numerator_q[q + 3]);
+    const __m256d updated = _mm256_mul_pd(_mm256_loadu_pd(w + q),
+                                          _mm256_div_pd(sums, _mm256_loadu_pd(denominator + q)));
+    _mm256_storeu_pd(w + q, updated);
+    _mm256_storeu_pd(colsum + q, _mm256_add_pd(_mm256_loadu_pd(colsum + q), updated));
+  }
+  for (; q < K; ++q) {
+    const double updated = w[q] * (lane_sum(numerator_q[q]) / denominator[q]);
+    w[q] = updated;
+    colsum[q] += updated;
+  }
 }
 
 /// Sum of x log(ratio) over the row's nonzero counts, eight at a time by log8
@@ -180,11 +215,7 @@ PSNMF_AVX512 double maps_row(const RowSpan<Value> &r, double *w, const double *s
       numerator_q[q] = _mm512_fmadd_pd(ratio8, t[q], numerator_q[q]);
   });
   const double loss = with_loss ? row_log_term(r, ratio) : 0.0;
-  for (int q = 0; q < K; ++q) {
-    const double updated = w[q] * (lane_sum(numerator_q[q]) / denominator[q]);
-    w[q] = updated;
-    colsum[q] += updated;
-  }
+  update_row<K>(numerator_q, denominator, w, colsum);
   return loss;
 }
 
@@ -200,14 +231,24 @@ PSNMF_AVX512 void spectra_row_transposed(const RowSpan<Value> &r, const double *
   // The row of w as one vector, zero past K.
   const __m512d w_row = _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << K) - 1u), w);
   const __m512d floor = _mm512_set1_pd(kModelFloor);
+  const std::int64_t n = r.n;
   for_each_group(r, [&](const std::int32_t *cols, __m512d x, std::int64_t p) PSNMF_AVX512_TARGET {
     const __m512d lambda = combine_saved<K>(w_q, transposed + p * K);
     const __m512d ratio8 = _mm512_div_pd(x, _mm512_max_pd(lambda, floor));
-    for (int e = 0; e < 8; ++e) {
+    const auto add_entry = [&](int e) PSNMF_AVX512_TARGET {
       // One lane to all: vpermpd with an index vector was faster here than
       // four-lane permutes of the two halves.
       const __m512d ratio_e = _mm512_permutexvar_pd(_mm512_set1_epi64(e), ratio8);
       add_scaled<K>(acc + std::int64_t(cols[e]) * K, ratio_e, w_row);
+    };
+    if (n - p >= 8) {
+      for (int e = 0; e < 8; ++e)
+        add_entry(e);
+    } else {
+      // The tail's padding entries (x = 0) would add zeros to the last
+      // column, each read-modify-write waiting for the one before.
+      for (int e = 0; e < n - p; ++e)
+        add_entry(e);
     }
   });
 }
