@@ -77,6 +77,42 @@ PSNMF_NEWTON512_TARGET inline double row_loss_change8(const RowSpan<Value> &r, c
   return t * e_linear - row_log_term(r, q);
 }
 
+/// First of the packed curvature's rows that the first pass over a row's
+/// groups leaves to later passes (hessian_rows), which read the transposes and
+/// curvatures it saved. In one pass, the accumulators (K numerator and
+/// K (K + 1) / 2 curvature sums) did not fit the registers beside the
+/// transposes: a store and a load for many of them in every group. One thread,
+/// ms per Newton iteration at 65536 x 1024, 0.1 counts per channel, one pass
+/// against these: k = 4 24.1-24.5 against 22.3-22.8, k = 5 32.8-33.3 against
+/// 31.7-32.0, k = 6 45.3-46.1 against 40.7-41.5, k = 7 61.6-62.6 against
+/// 59.2-59.9, k = 8 68.1-68.9 against 61.9-62.3 (the same iterates).
+template <int K> inline constexpr int kFirstPassHessianRows = K <= 3 ? K : 1;
+
+/// Curvature sums hessian_q of packed rows [A0, A1) (packed index of (a, b),
+/// a <= b, as newton_row's), from the row's saved transposes and curvatures
+/// (`curvature`, n rounded up to 8): the same products, summed in the same
+/// order as the first pass would have.
+template <int K, int A0, int A1>
+PSNMF_NEWTON512_TARGET inline void hessian_rows(std::int64_t n, const double *transposed,
+                                                const double *curvature, __m512d *hessian_q) {
+  constexpr int first = A0 * K - A0 * (A0 - 1) / 2, last = A1 * K - A1 * (A1 - 1) / 2;
+  __m512d sums[last - first];
+  for (int i = 0; i < last - first; ++i)
+    sums[i] = _mm512_setzero_pd();
+  for (std::int64_t p = 0; p < n; p += 8) {
+    const double *t = transposed + p * K;
+    const __m512d c = _mm512_loadu_pd(curvature + p);
+    int at = 0;
+    for (int a = A0; a < A1; ++a) {
+      const __m512d ca = _mm512_mul_pd(c, _mm512_loadu_pd(t + 8 * a));
+      for (int b = a; b < K; ++b, ++at)
+        sums[at] = _mm512_fmadd_pd(ca, _mm512_loadu_pd(t + 8 * b), sums[at]);
+    }
+  }
+  for (int i = 0; i < last - first; ++i)
+    hessian_q[first + i] = sums[i];
+}
+
 /// newton_row (newton_rows.inl) for k = K, with the same arguments plus
 /// `transposed` (k values per stored entry of the row, + 8 k) and
 /// `model_ratio` (room for the entries rounded up to 8; row_loss_change8).
@@ -95,10 +131,14 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
     w_q[q] = _mm512_set1_pd(w[q]);
     numerator_q[q] = _mm512_setzero_pd();
   }
-  for (int i = 0; i < M; ++i)
+  // The first pass's sums only (hessian_rows sets the others): zeroing all 36
+  // of k = 8 took a rep stos per row.
+  constexpr int kFirstPassSums =
+      kFirstPassHessianRows<K> * K - kFirstPassHessianRows<K> * (kFirstPassHessianRows<K> - 1) / 2;
+  for (int i = 0; i < kFirstPassSums; ++i)
     hessian_q[i] = _mm512_setzero_pd();
   // A plain loop, not for_each_group: through a closure's references GCC kept
-  // the accumulators on the stack (all 18 of k = 4 fit the registers).
+  // the accumulators on the stack.
   alignas(32) std::int32_t tail_cols[8];
   for (std::int64_t p = 0; p < r.n; p += 8) {
     const std::int32_t *cols;
@@ -111,13 +151,23 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
     _mm512_storeu_pd(lambda + p, model);
     const __m512d inverse = _mm512_div_pd(one, model);
     const __m512d ratio = _mm512_mul_pd(x, inverse), curvature = _mm512_mul_pd(ratio, inverse);
-    int at = 0;
-    for (int a = 0; a < K; ++a) {
+    for (int a = 0; a < K; ++a)
       numerator_q[a] = _mm512_fmadd_pd(ratio, t[a], numerator_q[a]);
+    int at = 0;
+    for (int a = 0; a < kFirstPassHessianRows<K>; ++a) {
       const __m512d ca = _mm512_mul_pd(curvature, t[a]);
       for (int b = a; b < K; ++b, ++at)
         hessian_q[at] = _mm512_fmadd_pd(ca, t[b], hessian_q[at]);
     }
+    if constexpr (kFirstPassHessianRows<K> < K)
+      _mm512_storeu_pd(along + p, curvature); // for the later passes (along is free until the step)
+  }
+  // The rest of the curvature sums, in passes of at most 15 sums.
+  if constexpr (kFirstPassHessianRows<K> < K) {
+    constexpr int R = kFirstPassHessianRows<K>, split = K <= 6 ? K : R + 2;
+    hessian_rows<K, R, split>(r.n, transposed, along, hessian_q);
+    if constexpr (split < K)
+      hessian_rows<K, split, K>(r.n, transposed, along, hessian_q);
   }
   double numerator[K], hessian[M], g[K], e[K];
   for (int q = 0; q < K; ++q) {
@@ -193,7 +243,7 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
 
   // Statistics of the spectra columns at the new w: (w, packed w w^T, zero
   // padding) scaled by the ratio (first k) and the curvature (the rest).
-  alignas(64) double outer[(kStride + 7) / 8 * 8] = {};
+  alignas(64) double outer[(kStride + 7) / 8 * 8];
   int at = K;
   for (int a = 0; a < K; ++a) {
     outer[a] = w[a];
@@ -201,6 +251,8 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
     for (int b = a; b < K; ++b)
       outer[at++] = w[a] * w[b];
   }
+  for (; at < (kStride + 7) / 8 * 8; ++at)
+    outer[at] = 0.0; // (not "= {}" on the array: a rep stos per row)
   if (supports)
     add_row_support(w, K, r.cols, r.n, supports);
   __m512d outer_v[(kStride + 7) / 8];
