@@ -125,12 +125,13 @@ class PoissonNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         guarantees a decrease). Whenever the loss is evaluated, a rise restores
         the last evaluated state and the safer variants (guaranteed column
         steps, then "mu") continue from there, so ``loss_history_`` never
-        increases. An iteration costs about 2.7 "mu" iterations (k = 4; 2-2.7
-        at k = 2, 3 and 5, 3.4 at k = 6, 5-5.4 at k = 7 and 8, with the
+        increases. An iteration costs about 2.6 "mu" iterations (k = 4; 1.9-2.5
+        at k = 2, 3 and 5, 3 at k = 6, 4.5-4.7 at k = 7 and 8, with the
         AVX-512 rows), but it converges far faster: on bench/workloads.py
         counts (0.1 counts per channel, k = 2 to 8) it reached the loss of 200
-        "mu" iterations in 10-12 iterations, 4.9-6.2 times sooner than "mu"
-        at k = 4 (4.8-7.5 at k = 2, 3, 5 and 6, 3.3-3.5 at k = 8; 2 threads).
+        "mu" iterations in 10-12 iterations, 6.8-7.1 times sooner than "mu"
+        at k = 4 (5.4-7.6 at k = 2, 3, 5 and 6, 3.4 at k = 8; 2 threads), and at
+        0.01-0.02 counts per channel in 11 (k = 4: 4.5-6.5 times sooner).
         ``transform`` (spectra fixed) uses "mu". At most 64 components.
     max_iter : int, default=200
         Maximum number of iterations.
