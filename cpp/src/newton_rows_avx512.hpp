@@ -95,7 +95,7 @@ template <int K> inline constexpr int kFirstPassHessianRows = K <= 3 ? K : 1;
 template <int K, int A0, int A1>
 PSNMF_NEWTON512_TARGET inline void hessian_rows(std::int64_t n, const double *transposed,
                                                 const double *curvature, __m512d *hessian_q) {
-  constexpr int first = A0 * K - A0 * (A0 - 1) / 2, last = A1 * K - A1 * (A1 - 1) / 2;
+  constexpr int first = packed_row_start(A0, K), last = packed_row_start(A1, K);
   __m512d sums[last - first];
   for (int i = 0; i < last - first; ++i)
     sums[i] = _mm512_setzero_pd();
@@ -133,9 +133,7 @@ newton_row_simd8(const RowSpan<Value> &r, double *w, const double *spectra_t,
   }
   // The first pass's sums only (hessian_rows sets the others): zeroing all 36
   // of k = 8 took a rep stos per row.
-  constexpr int kFirstPassSums =
-      kFirstPassHessianRows<K> * K - kFirstPassHessianRows<K> * (kFirstPassHessianRows<K> - 1) / 2;
-  for (int i = 0; i < kFirstPassSums; ++i)
+  for (int i = 0; i < packed_row_start(kFirstPassHessianRows<K>, K); ++i)
     hessian_q[i] = _mm512_setzero_pd();
   // A plain loop, not for_each_group: through a closure's references GCC kept
   // the accumulators on the stack.

@@ -86,6 +86,12 @@ inline constexpr int packed_size(int k) {
   return k * (k + 1) / 2;
 }
 
+/// Index of (a, a), the first entry of row a, in the packed upper triangle of a
+/// k x k matrix (packed_size): (a, b) is at packed_row_start(a, k) + b - a.
+inline constexpr int packed_row_start(int a, int k) {
+  return a * k - a * (a - 1) / 2;
+}
+
 /// Factor by which the solver lengthens every Newton step (successive
 /// over-relaxation; over_relaxed). Alternating exact block steps converge
 /// linearly: on bench/workloads.py counts each iteration left about 0.4-0.5 of
@@ -252,7 +258,7 @@ inline double projected_newton_step(const double *v, const double *g, const doub
   if (m == 0)
     return 0.0;
   const auto packed = [hessian, k](int i, int j) { // (i, j), i <= j
-    return hessian[i * k - i * (i - 1) / 2 + (j - i)];
+    return hessian[packed_row_start(i, k) + (j - i)];
   };
   for (bool any_at_bound = false;;) {
     double trace = 0.0;

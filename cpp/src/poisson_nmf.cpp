@@ -45,6 +45,13 @@ template <int K, class Rows> struct DriverState {
   double loss_from(double log_term) const {
     return log_term - sum_x + dot(maps_colsum, spectra_rowsum);
   }
+  /// The loss of the state `pass` starts from: pass() returns that state's
+  /// log term and updates the factors and their sums, so the model's sum is
+  /// taken before it runs.
+  template <class Pass> double loss_before(Pass &&pass) const {
+    const double sum_lambda = dot(maps_colsum, spectra_rowsum);
+    return pass() - sum_x + sum_lambda;
+  }
   /// The loss of the current state (a pass over X).
   double loss() const {
     return loss_from(detail::log_term<K>(rows, f.maps, spectra_t.data(), int(k), n_threads));
@@ -82,25 +89,24 @@ NmfResult run_updates(const Rows &rows, FactorsView f, const NmfOptions &options
     if (options.update_maps) {
       for (std::int64_t q = 0; q < k; ++q)
         denominator[q] = s.spectra_rowsum[q] == 0.0 ? kModelFloor : s.spectra_rowsum[q];
-      const double sum_lambda = dot(s.maps_colsum, s.spectra_rowsum);
       // Both factors: one pass over X does the whole iteration.
-      const double log_term =
-          options.update_spectra
-              ? detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
-                                            int(k), with_loss, s.maps_colsum.data(), scratch,
-                                            s.n_threads)
-              : detail::update_maps_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
-                                            int(k), with_loss, s.maps_colsum.data(), s.n_threads);
-      loss = log_term - s.sum_x + sum_lambda;
+      loss = s.loss_before([&] {
+        return options.update_spectra
+                   ? detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(),
+                                                 denominator.data(), int(k), with_loss,
+                                                 s.maps_colsum.data(), scratch, s.n_threads)
+                   : detail::update_maps_pass<K>(rows, f.maps, s.spectra_t.data(),
+                                                 denominator.data(), int(k), with_loss,
+                                                 s.maps_colsum.data(), s.n_threads);
+      });
     } else if (options.update_spectra) {
       // An all-zero map leaves its spectrum untouched instead of dividing by 0.
       for (std::int64_t q = 0; q < k; ++q)
         denominator[q] = s.maps_colsum[q] == 0.0 ? 1.0 : s.maps_colsum[q];
-      const double sum_lambda = dot(s.maps_colsum, s.spectra_rowsum);
-      const double log_term =
-          detail::update_spectra_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
-                                         int(k), with_loss, scratch, s.n_threads);
-      loss = log_term - s.sum_x + sum_lambda;
+      loss = s.loss_before([&] {
+        return detail::update_spectra_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
+                                              int(k), with_loss, scratch, s.n_threads);
+      });
     }
     if (options.update_spectra)
       s.update_spectra_rowsum();
@@ -263,12 +269,13 @@ NmfResult run_newton(const Rows &rows, FactorsView f, const NmfOptions &options)
       denominator[q] = s.spectra_rowsum[q] == 0.0 ? kModelFloor : s.spectra_rowsum[q];
     if (it <= kNewtonWarmup || newton_failed) {
       const bool initial_loss = it == 1;
-      const double sum_lambda = dot(s.maps_colsum, s.spectra_rowsum);
-      const double log_term =
-          detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(), int(k),
-                                      initial_loss, s.maps_colsum.data(), scratch, s.n_threads);
+      const double loss = s.loss_before([&] {
+        return detail::update_both_pass<K>(rows, f.maps, s.spectra_t.data(), denominator.data(),
+                                           int(k), initial_loss, s.maps_colsum.data(), scratch,
+                                           s.n_threads);
+      });
       if (initial_loss) {
-        saved_loss = log_term - s.sum_x + sum_lambda;
+        saved_loss = loss;
         result.loss_history.push_back(saved_loss);
         result.loss_iterations.push_back(0);
       }
