@@ -436,12 +436,13 @@ def test_newton_iterates_equal_numpy_reference(problem, kind, n_iter):
 
 
 @pytest.mark.parametrize(
-    ("k", "n_iter"), [(1, 14), (2, 14), (4, 14), (5, 14), (6, 14), (7, 14), (8, 14), (9, 2)]
+    ("k", "n_iter"), [(k, 14) for k in (1, 2, 4, 5, 6, 7, 8)] + [(k, 2) for k in (9, 12, 16, 17)]
 )
 def test_newton_other_ranks_equal_numpy_reference(k, n_iter):
     """Zero-padded (k = 1), unpadded k = 2 to 8 (the AVX-512 Newton rows: their spectra
-    transposes of 4, 2 and a last odd component; the fixture's k = 3 too) and generic
-    (k = 9) rows. Beyond 8
+    transposes of 4, 2 and a last odd component; the fixture's k = 3 too), the vector
+    rows of 12 and 16 components (k = 9 padded to 12; 12 and 16) and the rows of any k
+    (17). Beyond 8
     components the columns' whole steps are not checked for emptied models;
     here the first Newton iteration's (the 2nd) empties some, and the model's floor then
     makes the iterates depend on rounding: compared up to it."""

@@ -42,6 +42,106 @@ PSNMF_ROWS_TARGET inline double largest_rise(const double *lambda, const double 
   return rise;
 }
 
+/// Eight doubles (GCC vector extension: zmm where the variant has AVX-512).
+typedef double Vec8 __attribute__((vector_size(64)));
+
+/// out = h[0 .. N) in the first N lanes, zeros after: built lane by lane,
+/// which the compiler turns into one load (copied into a zeroed vector, the
+/// partial store and the wider load after it missed store forwarding).
+template <int N, std::size_t... L>
+PSNMF_ROWS_TARGET inline void load_first(const double *h, Vec8 &out, std::index_sequence<L...>) {
+  out = Vec8{(int(L) < N ? h[int(L) < N ? L : 0] : 0.0)...};
+}
+
+/// The K values of a spectra row as Vec8s, the lanes past K zero.
+template <int K, int V = (K + 7) / 8>
+PSNMF_ROWS_TARGET inline void load_spectra_row(const double *h, Vec8 (&hv)[V]) {
+#pragma GCC unroll 4
+  for (int v = 0; v + 1 < V; ++v)
+    __builtin_memcpy(&hv[v], h + 8 * v, sizeof(Vec8));
+  load_first<K - 8 * (V - 1)>(h + 8 * (V - 1), hv[V - 1], std::make_index_sequence<8>{});
+}
+
+/// The maps row's gradient numerators sum_p ratio_p h_p (K values) and packed
+/// curvature sum_p curvature_p h_p h_p^T (packed_size(K)) for K > 8 known at
+/// compile time, in vectors over the second component b: row a of the
+/// curvature keeps the vectors of lanes from a's own vector of 8 on (the upper
+/// block). Each sum takes the same products in the same order as the scalar
+/// loop of newton_row (curvature_p h_a, times h_b), which spilled its
+/// packed_size(K) sums to the stack (k = 12: 210 against 22 ms per MU
+/// iteration).
+template <int K, class Value>
+PSNMF_ROWS_TARGET inline void wide_row_statistics(const RowSpan<Value> &r, const double *spectra_t,
+                                                  const double *ratio, const double *curvature,
+                                                  double *numerator, double *hessian) {
+  constexpr int V = (K + 7) / 8;
+  Vec8 num[V] = {};
+  Vec8 hess[K][V] = {}; // [a][v]: lanes b = 8 v to 8 v + 7, for v >= a / 8
+  for (std::int64_t p = 0; p < r.n; ++p) {
+    const double *h = spectra_t + std::int64_t(r.cols[p]) * K;
+    Vec8 hv[V];
+    load_spectra_row<K>(h, hv);
+    const double ratio_p = ratio[p], curvature_p = curvature[p];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v)
+      num[v] += ratio_p * hv[v];
+#pragma GCC unroll 16
+    for (int a = 0; a < K; ++a) {
+      const double ca = curvature_p * h[a];
+#pragma GCC unroll 4
+      for (int v = a / 8; v < V; ++v)
+        hess[a][v] += ca * hv[v];
+    }
+  }
+  for (int q = 0; q < K; ++q)
+    numerator[q] = num[q / 8][q % 8];
+  for (int a = 0; a < K; ++a)
+    for (int b = a; b < K; ++b)
+      hessian[packed_row_start(a, K) + b - a] = hess[a][b / 8][b % 8];
+}
+
+/// Vectors of N doubles and of their N lane numbers (GCC vector extensions;
+/// a vector_size that depends on a template parameter is not applied).
+template <int N> struct Vectors;
+template <> struct Vectors<4> {
+  typedef double Values __attribute__((vector_size(32)));
+  typedef long long Lanes __attribute__((vector_size(32)));
+};
+template <> struct Vectors<8> {
+  typedef double Values __attribute__((vector_size(64)));
+  typedef long long Lanes __attribute__((vector_size(64)));
+};
+
+/// acc[i + l] += c_l outer[i + l] for l < N, c_l = ratio_p where i + l < k (a
+/// gradient value), else curvature_p: one vector of N (a blend where both occur).
+template <int N>
+PSNMF_ROWS_TARGET inline void add_scaled(double *acc, const double *outer, int i, int k,
+                                         double ratio_p, double curvature_p) {
+  using Vec = typename Vectors<N>::Values;
+  typename Vectors<N>::Lanes lane;
+  for (int l = 0; l < N; ++l)
+    lane[l] = i + l;
+  Vec sum, part;
+  __builtin_memcpy(&sum, acc + i, sizeof sum);
+  __builtin_memcpy(&part, outer + i, sizeof part);
+  sum += (lane < k ? Vec{} + ratio_p : Vec{} + curvature_p) * part;
+  __builtin_memcpy(acc + i, &sum, sizeof sum);
+}
+
+/// add_scaled over one spectra column's newton_stats_stride(K) values (K known
+/// at compile time): W at a time (8 with AVX-512, else 4), then the last four
+/// where W does not divide the stride (a multiple of 4).
+template <int K, int W>
+PSNMF_ROWS_TARGET inline void add_column_statistics(double *acc, const double *outer,
+                                                    double ratio_p, double curvature_p) {
+  constexpr int S = newton_stats_stride(K);
+#pragma GCC unroll 64
+  for (int i = 0; i + W <= S; i += W)
+    add_scaled<W>(acc, outer, i, K, ratio_p, curvature_p);
+  if constexpr (S % W != 0)
+    add_scaled<4>(acc, outer, S - 4, K, ratio_p, curvature_p);
+}
+
 /// Newton step of one maps row w (k values), then its contribution to the
 /// spectra columns' statistics: for each of its entries (column j),
 /// acc[j * stride + q] += ratio * w_q (q < k) and the next packed_size(k)
@@ -96,22 +196,27 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
   for (std::int64_t p = 0; p < r.n; ++p)
     lambda[p] = model_at<K>(w, spectra_t + std::int64_t(r.cols[p]) * k, k);
   ratios_and_curvatures(r, lambda, ratio, curvature);
-  for (std::int64_t p = 0; p < r.n; ++p) {
-    const double *h = spectra_t + std::int64_t(r.cols[p]) * k;
-    int at = 0;
+  if constexpr (K > 8 && PSNMF_ROWS_SIMD8) {
+    // AVX-512 only: with AVX's 16 registers the vector sums spilled.
+    wide_row_statistics<K>(r, spectra_t, ratio, curvature, numerator, hessian);
+  } else {
+    for (std::int64_t p = 0; p < r.n; ++p) {
+      const double *h = spectra_t + std::int64_t(r.cols[p]) * k;
+      int at = 0;
 #pragma GCC unroll 16
-    for (int a = 0; a < k; ++a) {
-      num_acc[a] += ratio[p] * h[a];
-      const double ca = curvature[p] * h[a];
+      for (int a = 0; a < k; ++a) {
+        num_acc[a] += ratio[p] * h[a];
+        const double ca = curvature[p] * h[a];
 #pragma GCC unroll 16
-      for (int b = a; b < k; ++b)
-        hess_acc[at++] += ca * h[b];
+        for (int b = a; b < k; ++b)
+          hess_acc[at++] += ca * h[b];
+      }
     }
+    for (int q = 0; q < k; ++q)
+      numerator[q] = num_acc[q];
+    for (int i = 0; i < m; ++i)
+      hessian[i] = hess_acc[i];
   }
-  for (int q = 0; q < k; ++q)
-    numerator[q] = num_acc[q];
-  for (int i = 0; i < m; ++i)
-    hessian[i] = hess_acc[i];
   for (int q = 0; q < k; ++q)
     g[q] = spectra_rowsum[q] - numerator[q];
   const double slope = lengthened_newton_step<K>(w, g, hessian, k, work, e);
@@ -185,29 +290,14 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
   double outer_l[SL]; // in registers (acc could alias the scratch, as far as the compiler knows)
   for (int i = 0; i < SL; ++i)
     outer_l[i] = outer[i < stride ? i : 0];
-  for (std::int64_t p = 0; p < r.n; ++p) {
+  // Locals: as far as the compiler knows, the stores into acc could change the span's fields.
+  const std::int32_t *const cols = r.cols;
+  const std::int64_t n = r.n;
+  for (std::int64_t p = 0; p < n; ++p) {
     const double ratio_p = ratio[p], curvature_p = curvature[p];
-    double *a = acc + std::int64_t(r.cols[p]) * stride;
+    double *a = acc + std::int64_t(cols[p]) * stride;
     if constexpr (K > 0) {
-      // Four values at a time (GCC vector extension: any ISA); the gradient
-      // part takes ratio, the curvature part curvature.
-      typedef double Vec4 __attribute__((vector_size(32)));
-#pragma GCC unroll 16
-      for (int i = 0; i < SL; i += 4) {
-        Vec4 sum, part;
-        __builtin_memcpy(&sum, a + i, sizeof sum);
-        __builtin_memcpy(&part, outer_l + i, sizeof part);
-        if (i + 4 <= K) {
-          sum += ratio_p * part;
-        } else if (i >= K) {
-          sum += curvature_p * part;
-        } else {
-          const Vec4 coef = {i < K ? ratio_p : curvature_p, i + 1 < K ? ratio_p : curvature_p,
-                             i + 2 < K ? ratio_p : curvature_p, i + 3 < K ? ratio_p : curvature_p};
-          sum += coef * part;
-        }
-        __builtin_memcpy(a + i, &sum, sizeof sum);
-      }
+      add_column_statistics<K, PSNMF_ROWS_SIMD8 ? 8 : 4>(a, outer_l, ratio_p, curvature_p);
     } else {
       for (int q = 0; q < k; ++q)
         a[q] += ratio_p * outer[q];
