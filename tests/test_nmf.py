@@ -585,20 +585,26 @@ def test_newton_checkpoints_undo_a_rise_of_the_loss():
     assert with_tol["n_iter"] > repeated[0] + 1
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 5])
-def test_newton_rise_within_rounding_means_converged(seed):
+def test_newton_rise_within_rounding_means_converged():
     """Near the minimum the loss of a Newton iteration can exceed the checkpoint's
     in its last bits. The state is restored (the loss repeats), and with a tolerance
     that counts as convergence: no decrease is left. Before, it counted as a failed
-    step: no convergence, and the columns turned cautious."""
-    X, _, _ = low_rank_poisson(120, 48, 3, counts_per_pixel=80, seed=seed)
-    rng = np.random.default_rng(seed)
-    W0, H0 = rng.uniform(0.1, 1, (120, 3)), rng.uniform(0.1, 1, (3, 48))
-    counts = to_counts(X)
-    report = _core.fit_poisson_nmf(
-        counts.core, 48, W0, H0, 300, 1e-15, loss_every=1, solver="newton"
-    )
-    history = np.asarray(report["loss_history"])
-    assert report["converged"] and report["n_iter"] < 300
-    assert np.flatnonzero(np.diff(history) == 0).tolist() == [len(history) - 2]
-    assert np.all(np.diff(history) <= 0)
+    step: no convergence, and the columns turned cautious. Which problems end so
+    depends on the rounding of the kernels the CPU runs (AVX-512, AVX + FMA or
+    portable: 5 to 8 of these 12 seeds), so the test asks every seed to converge
+    with at most that one repeat, as the last step, and at least three to show it."""
+    rises = []
+    for seed in range(12):
+        X, _, _ = low_rank_poisson(120, 48, 3, counts_per_pixel=80, seed=seed)
+        rng = np.random.default_rng(seed)
+        W0, H0 = rng.uniform(0.1, 1, (120, 3)), rng.uniform(0.1, 1, (3, 48))
+        report = _core.fit_poisson_nmf(
+            to_counts(X).core, 48, W0, H0, 300, 1e-15, loss_every=1, solver="newton"
+        )
+        history = np.asarray(report["loss_history"])
+        assert report["converged"] and report["n_iter"] < 300, seed
+        assert np.all(np.diff(history) <= 0), seed
+        repeats = np.flatnonzero(np.diff(history) == 0).tolist()
+        assert repeats in ([], [len(history) - 2]), seed
+        rises += [seed] if repeats else []
+    assert len(rises) >= 3, rises
