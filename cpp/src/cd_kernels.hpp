@@ -159,7 +159,8 @@ double cd_maps_sweep(const Rows &rows, double *maps, const double *spectra_t,
   const int k = K > 0 ? K : k_runtime;
   const RowPartition part(rows.n_rows());
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
-  std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
+  ChunkPartials colsum_partial;
+  colsum_partial.assign(part.n_chunks, k);
 #pragma omp parallel num_threads(n_threads)
   {
     RowScratch<Value> row_scratch;
@@ -167,7 +168,7 @@ double cd_maps_sweep(const Rows &rows, double *maps, const double *spectra_t,
     std::vector<double> spare(lambda.size());
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t c = 0; c < part.n_chunks; ++c) {
-      double *colsum = colsum_partial.data() + c * k;
+      double *colsum = colsum_partial.of(c);
       double loss = 0.0;
       for (std::int64_t i = part.begin(c); i < part.end(c); ++i) {
         double *w = maps + i * k;
@@ -184,12 +185,7 @@ double cd_maps_sweep(const Rows &rows, double *maps, const double *spectra_t,
       loss_partial[static_cast<std::size_t>(c)] = loss;
     }
   }
-  for (int q = 0; q < k; ++q) {
-    double s = 0.0;
-    for (std::int64_t c = 0; c < part.n_chunks; ++c)
-      s += colsum_partial[c * k + q];
-    maps_colsum[q] = s;
-  }
+  colsum_partial.sum_into(maps_colsum);
   return ordered_sum(loss_partial);
 }
 

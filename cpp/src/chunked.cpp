@@ -59,14 +59,14 @@ BlockUpdate run(const Rows &rows, double *maps, const double *spectra, int k,
   if (options.accumulate_spectra) {
     out.spectra_numerator.assign(static_cast<std::size_t>(k * n_cols), 0.0);
     const detail::RowPartition part(n_rows);
-    std::vector<double> colsum_partial;
+    detail::ChunkPartials colsum_partial;
     detail::AlignedDoubles scratch;
     log_term = detail::numerators_pass<K>(
         rows, part, maps, spectra_t.data(), denominator.data(), k, options.with_loss,
         colsum_partial, scratch, n_threads, [&] {
           reduce_numerators(scratch, part.n_chunks, n_cols, k, out.spectra_numerator.data());
         });
-    detail::reduce_colsums(colsum_partial, part.n_chunks, k, out.maps_colsum.data());
+    colsum_partial.sum_into(out.maps_colsum.data());
   } else {
     log_term = detail::update_maps_pass<K>(rows, maps, spectra_t.data(), denominator.data(), k,
                                            options.with_loss, out.maps_colsum.data(), n_threads);

@@ -147,11 +147,6 @@ double log_term(const Counts &rows, const double *maps, const double *spectra_t,
 }
 
 /// Column sums of the maps from per-chunk partials (n_chunks, k), in chunk order.
-inline void reduce_colsums(const std::vector<double> &partial, std::int64_t n_chunks, int k,
-                           double *maps_colsum) {
-  sum_chunks(partial.data(), n_chunks, k, k, maps_colsum);
-}
-
 /// spectra <- spectra * (sum of the chunk numerators) / denominator, spectra
 /// held transposed (n_cols, k). Called inside a parallel region.
 inline void apply_spectra_numerators(const AlignedDoubles &acc, std::int64_t n_chunks,
@@ -179,13 +174,14 @@ double update_maps_pass(const Counts &rows, double *maps, const double *spectra_
                         int n_threads) {
   const RowPartition part(rows.n_rows());
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
-  std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
+  ChunkPartials colsum_partial;
+  colsum_partial.assign(part.n_chunks, k);
   run_chunks(rows, part, k, n_threads, [&](auto kernels, std::int64_t c, auto &buf) {
     loss_partial[c] = decltype(kernels)::template update_maps<K>(
         rows, part.begin(c), part.end(c), maps, spectra_t, denominator, k, with_loss,
-        colsum_partial.data() + c * k, buf);
+        colsum_partial.of(c), buf);
   });
-  reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
+  colsum_partial.sum_into(maps_colsum);
   return ordered_sum(loss_partial);
 }
 
@@ -224,18 +220,18 @@ double update_spectra_pass(const Counts &rows, const double *maps, double *spect
 template <int K, class Counts, class Finish>
 double numerators_pass(const Counts &rows, const RowPartition &part, double *maps,
                        const double *spectra_t, const double *maps_denominator, int k,
-                       bool with_loss, std::vector<double> &colsum_partial, AlignedDoubles &scratch,
+                       bool with_loss, ChunkPartials &colsum_partial, AlignedDoubles &scratch,
                        int n_threads, Finish &&finish) {
   const std::int64_t block = rows.n_cols() * k;
   scratch.resize(static_cast<std::size_t>(part.n_chunks * block));
-  colsum_partial.assign(static_cast<std::size_t>(part.n_chunks * k), 0.0);
+  colsum_partial.assign(part.n_chunks, k);
   std::vector<double> loss_partial(static_cast<std::size_t>(part.n_chunks), 0.0);
   run_chunks(
       rows, part, k, n_threads,
       [&](auto kernels, std::int64_t c, auto &buf) {
         loss_partial[c] = decltype(kernels)::template fused<K>(
             rows, part.begin(c), part.end(c), maps, spectra_t, maps_denominator, k, with_loss,
-            colsum_partial.data() + c * k, zeroed_block(scratch, c, block), buf);
+            colsum_partial.of(c), zeroed_block(scratch, c, block), buf);
       },
       std::forward<Finish>(finish));
   return ordered_sum(loss_partial);
@@ -252,12 +248,12 @@ double update_both_pass(const Counts &rows, double *maps, double *spectra_t,
                         const double *maps_denominator, int k, bool with_loss, double *maps_colsum,
                         AlignedDoubles &scratch, int n_threads) {
   const RowPartition part(rows.n_rows());
-  std::vector<double> colsum_partial;
+  ChunkPartials colsum_partial;
   std::vector<double> spectra_denominator(static_cast<std::size_t>(k));
   const auto apply_update = [&] {
 #pragma omp single
     {
-      reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
+      colsum_partial.sum_into(maps_colsum);
       for (int q = 0; q < k; ++q)
         spectra_denominator[q] = maps_colsum[q] == 0.0 ? 1.0 : maps_colsum[q];
     }

@@ -115,7 +115,8 @@ void newton_pass(const Counts &rows, double *maps, double *spectra_t, const doub
   const std::int64_t stride = newton_stats_stride(k), block = n_cols * stride;
   const RowPartition part(rows.n_rows());
   scratch.resize(static_cast<std::size_t>(part.n_chunks * block));
-  std::vector<double> colsum_partial(static_cast<std::size_t>(part.n_chunks * k), 0.0);
+  ChunkPartials colsum_partial;
+  colsum_partial.assign(part.n_chunks, k);
   const bool track_supports = !guaranteed && k <= kMaxSupportComponents;
   const int words = support_words(k);
   const std::int64_t set_block = n_cols * words;
@@ -126,12 +127,12 @@ void newton_pass(const Counts &rows, double *maps, double *spectra_t, const doub
       [&](auto kernels, std::int64_t c, auto &buf) {
         decltype(kernels)::template newton<K>(
             rows, part.begin(c), part.end(c), maps, spectra_t, spectra_rowsum, mu_denominator, k,
-            colsum_partial.data() + c * k, zeroed_block(scratch, c, block),
+            colsum_partial.of(c), zeroed_block(scratch, c, block),
             track_supports ? supports.data() + c * set_block : nullptr, buf);
       },
       [&] {
 #pragma omp single
-        reduce_colsums(colsum_partial, part.n_chunks, k, maps_colsum);
+        colsum_partial.sum_into(maps_colsum);
         std::vector<double> stats(static_cast<std::size_t>(stride));
         std::vector<double> s(static_cast<std::size_t>(newton_scratch_size(k)));
 #pragma omp for schedule(static)

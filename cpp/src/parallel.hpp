@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "aligned_buffer.hpp"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -64,6 +66,31 @@ inline void sum_chunks(const double *partials, std::int64_t n_chunks, std::int64
     for (std::int64_t i = 0; i < n; ++i)
       out[i] += partials[c * block + i];
 }
+
+/// Per-chunk partial sums of `width` values each (a chunk's maps column sums),
+/// every chunk's on cache lines of its own: chunks that two threads run at the
+/// same time shared a line that both wrote for every row (false sharing; MU on
+/// 131072 x 1024 at 0.02 counts per channel: 4.69 against 3.69 ms per iteration
+/// on 2 threads, 1.50 against 1.93 times one thread).
+class ChunkPartials {
+public:
+  /// n_chunks chunks of `width` zeros.
+  void assign(std::int64_t n_chunks, std::int64_t width) {
+    n_chunks_ = n_chunks;
+    width_ = width;
+    stride_ = (width + kLine - 1) / kLine * kLine;
+    values_.assign(static_cast<std::size_t>(n_chunks * stride_), 0.0);
+  }
+  /// Chunk c's `width` values.
+  double *of(std::int64_t c) { return values_.data() + c * stride_; }
+  /// out[i] = the sum over chunks, in chunk order, of their value i (i < width).
+  void sum_into(double *out) const { sum_chunks(values_.data(), n_chunks_, stride_, width_, out); }
+
+private:
+  static constexpr std::int64_t kLine = std::int64_t(kCacheLine / sizeof(double));
+  AlignedDoubles values_;
+  std::int64_t n_chunks_ = 0, width_ = 0, stride_ = 0;
+};
 
 /// Sum of per-chunk partials, in chunk order.
 inline double ordered_sum(const std::vector<double> &partials) {
