@@ -50,7 +50,7 @@ typedef double Vec8 __attribute__((vector_size(64)));
 /// partial store and the wider load after it missed store forwarding).
 template <int N, std::size_t... L>
 PSNMF_ROWS_TARGET inline void load_first(const double *h, Vec8 &out, std::index_sequence<L...>) {
-  out = Vec8{(int(L) < N ? h[int(L) < N ? L : 0] : 0.0)...};
+  out = Vec8{(int(L) < N ? h[L] : 0.0)...};
 }
 
 /// The K values of a spectra row as Vec8s, the lanes past K zero.
@@ -68,8 +68,7 @@ PSNMF_ROWS_TARGET inline void load_spectra_row(const double *h, Vec8 (&hv)[V]) {
 /// curvature keeps the vectors of lanes from a's own vector of 8 on (the upper
 /// block). Each sum takes the same products in the same order as the scalar
 /// loop of newton_row (curvature_p h_a, times h_b), which spilled its
-/// packed_size(K) sums to the stack (k = 12: 210 against 22 ms per MU
-/// iteration).
+/// packed_size(K) sums to the stack.
 template <int K, class Value>
 PSNMF_ROWS_TARGET inline void wide_row_statistics(const RowSpan<Value> &r, const double *spectra_t,
                                                   const double *ratio, const double *curvature,
