@@ -146,7 +146,6 @@ double log_term(const Counts &rows, const double *maps, const double *spectra_t,
   return ordered_sum(partial);
 }
 
-/// Column sums of the maps from per-chunk partials (n_chunks, k), in chunk order.
 /// spectra <- spectra * (sum of the chunk numerators) / denominator, spectra
 /// held transposed (n_cols, k). Called inside a parallel region.
 inline void apply_spectra_numerators(const AlignedDoubles &acc, std::int64_t n_chunks,

@@ -183,15 +183,6 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
   const int m = packed_size(k);
   double *numerator = s, *hessian = s + k, *g = hessian + m, *e = g + k, *outer = e + k;
   double *work = outer + k + m;
-  // Sums in locals when k is known at compile time: the compiler keeps them in
-  // registers (through the scratch pointers it would store every update).
-  constexpr int KL = K > 0 ? K : 1, ML = packed_size(KL);
-  double numerator_l[KL] = {}, hessian_l[ML] = {};
-  double *num_acc = K > 0 ? numerator_l : numerator, *hess_acc = K > 0 ? hessian_l : hessian;
-  for (int q = 0; q < k; ++q)
-    num_acc[q] = 0.0;
-  for (int i = 0; i < m; ++i)
-    hess_acc[i] = 0.0;
   for (std::int64_t p = 0; p < r.n; ++p)
     lambda[p] = model_at<K>(w, spectra_t + std::int64_t(r.cols[p]) * k, k);
   ratios_and_curvatures(r, lambda, ratio, curvature);
@@ -199,6 +190,15 @@ newton_row(const RowSpan<Value> &r, double *w, const double *spectra_t,
     // AVX-512 only: with AVX's 16 registers the vector sums spilled.
     wide_row_statistics<K>(r, spectra_t, ratio, curvature, numerator, hessian);
   } else {
+    // Sums in locals when k is known at compile time: the compiler keeps them in
+    // registers (through the scratch pointers it would store every update).
+    constexpr int KL = K > 0 ? K : 1, ML = packed_size(KL);
+    double numerator_l[KL] = {}, hessian_l[ML] = {};
+    double *num_acc = K > 0 ? numerator_l : numerator, *hess_acc = K > 0 ? hessian_l : hessian;
+    for (int q = 0; q < k; ++q)
+      num_acc[q] = 0.0;
+    for (int i = 0; i < m; ++i)
+      hess_acc[i] = 0.0;
     for (std::int64_t p = 0; p < r.n; ++p) {
       const double *h = spectra_t + std::int64_t(r.cols[p]) * k;
       int at = 0;
